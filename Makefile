@@ -1,0 +1,59 @@
+# ContinuableJob: `make help` lists the targets. Everything installs itself into .venv and
+# ~/.cache/continuable, so a fresh clone needs nothing but Python 3.11+ and Go.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CRD := crds/continuable.dev_continuablejobs.yaml
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the project with all its extras.
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[operator,cli,dev]'
+	touch $@
+
+.PHONY: crds
+crds: $(STAMP) ## Render crds/ from the pydantic models.
+	$(BIN)/python -m continuable.api.crd > $(CRD)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format), mypy --strict, import contracts.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: verify
+verify: $(STAMP) ## Fail when the committed CRD differs from what the models render.
+	@$(BIN)/python -m continuable.api.crd | diff -u $(CRD) - \
+		|| { echo "$(CRD) is stale: run 'make crds' and commit it"; exit 1; }
+
+.PHONY: unit
+unit: $(STAMP) ## Unit tests (no cluster).
+	$(BIN)/pytest tests/unit
+
+.PHONY: test
+test: lint verify unit ## Everything CI runs: lint, verify, tests.
+
+.PHONY: clean
+clean: ## Remove .venv and caches (the Kubernetes binaries in ~/.cache stay).
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .continuable
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
