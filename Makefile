@@ -50,8 +50,16 @@ verify: $(STAMP) ## Fail when the committed CRD differs from what the models ren
 unit: $(STAMP) ## Unit tests (no cluster).
 	$(BIN)/pytest tests/unit
 
+.PHONY: e2e-local
+e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no cluster).
+	$(BIN)/pytest tests/e2e/local
+
 .PHONY: test
-test: lint verify unit ## Everything CI runs: lint, verify, tests.
+test: lint verify unit e2e-local ## Everything CI runs: lint, verify, tests.
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks, printed as tables with ratios (not tests).
+	$(BIN)/python bench/sdk.py
 
 .PHONY: clean
 clean: ## Remove .venv and caches (the Kubernetes binaries in ~/.cache stay).

@@ -1,0 +1,142 @@
+"""SDK benchmarks, printed as a table; `make bench` runs them. Not a test: nothing here fails.
+
+Each figure is compared side by side, in the same run, with a baseline that does the least the
+same work could do, and the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import continuable
+from continuable.backends import Settings
+from continuable.backends.localfile import LocalFileBackend
+from continuable.backends.memory import MemoryBackend
+
+CALLS = 1_000_000
+
+
+class _Plain:
+    __slots__ = ("cursor",)
+
+    def __init__(self) -> None:
+        self.cursor = 0
+
+
+def _per_call_ns(loop: Callable[[], None], calls: int, repeats: int = 5) -> float:
+    timings = []
+    for _ in range(repeats):
+        began = time.perf_counter_ns()
+        loop()
+        timings.append((time.perf_counter_ns() - began) / calls)
+    return statistics.median(timings)
+
+
+def bench_set() -> tuple[float, float]:
+    """step.set(i) in a tight loop, against storing the same int on a plain object."""
+    plain = _Plain()
+
+    def baseline() -> None:
+        for i in range(CALLS):
+            plain.cursor = i
+
+    measured: list[float] = []
+    with continuable.Job(
+        backend=MemoryBackend(Settings(interval_seconds=3600)),
+        exit_process=False,
+        handle_signals=False,
+    ) as job:
+
+        @job.step
+        def hot(step: continuable.Step) -> None:
+            def loop() -> None:
+                for i in range(CALLS):
+                    step.set(i)
+
+            measured.append(_per_call_ns(loop, CALLS))
+
+    return measured[0], _per_call_ns(baseline, CALLS)
+
+
+def bench_writes(seconds: float = 5.0, interval: float = 1.0) -> tuple[int, int, float]:
+    """1,000,000 set() calls spread over `seconds`, on the local file backend."""
+    with tempfile.TemporaryDirectory() as folder:
+        backend = LocalFileBackend(Path(folder) / "state.json", Settings(interval_seconds=interval))
+        writes: list[int] = []
+        with continuable.Job(backend=backend, exit_process=False, handle_signals=False) as job:
+
+            @job.step
+            def spread(step: continuable.Step) -> None:
+                began = time.monotonic()
+                batch = CALLS // 100
+                for chunk in range(100):
+                    for i in range(chunk * batch, (chunk + 1) * batch):
+                        step.set(i)
+                    pause = began + seconds * (chunk + 1) / 100 - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
+
+            writes.append(job._checkpointer.writes)
+        steps = 1
+        allowed = int(seconds / interval) + steps
+        return writes[0], allowed, seconds
+
+
+def bench_import(runs: int = 15) -> tuple[float, float]:
+    """Wall time of `python -c "import continuable"` against `python -c "pass"`."""
+
+    def median_ms(code: str) -> float:
+        timings = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, env=os.environ)
+            timings.append((time.perf_counter() - began) * 1000)
+        return statistics.median(timings)
+
+    return median_ms("import continuable"), median_ms("pass")
+
+
+def main() -> None:
+    logging.getLogger("continuable").setLevel(logging.WARNING)
+    set_ns, plain_ns = bench_set()
+    writes, allowed, seconds = bench_writes()
+    import_ms, python_ms = bench_import()
+    rows = [
+        ("benchmark", "measured", "baseline", "ratio", "note"),
+        (
+            "step.set(i), per call",
+            f"{set_ns:.0f} ns",
+            f"{plain_ns:.0f} ns (attribute store)",
+            f"{set_ns / plain_ns:.2f}x",
+            "target < 2000 ns",
+        ),
+        (
+            f"backend writes, 1e6 set() over {seconds:.0f} s, interval 1 s",
+            str(writes),
+            f"{allowed} allowed",
+            f"{writes / allowed:.2f}x",
+            "target: 1 per interval + 1 per step",
+        ),
+        (
+            "import continuable (process wall time)",
+            f"{import_ms:.1f} ms",
+            f"{python_ms:.1f} ms (python -c pass)",
+            f"{import_ms / python_ms:.2f}x",
+            f"import alone {import_ms - python_ms:.1f} ms, target < 100 ms",
+        ),
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Where checkpoints and step results are kept.
+
+A backend stores two things: the checkpoint (the dict that becomes `status.checkpoint`) and the
+results of completed steps. The local file and the in-memory backend need no cluster; the
+Kubernetes backend (status subresource + results ConfigMap) plugs into the same protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from continuable.names import (
+    DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
+    DEFAULT_CHECKPOINT_MAX_BYTES,
+    DEFAULT_RESULTS_MAX_BYTES,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The budgets and interval an attempt runs with (spec.checkpoint, or the defaults)."""
+
+    interval_seconds: float = DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+    max_bytes: int = DEFAULT_CHECKPOINT_MAX_BYTES
+    results_max_bytes: int = DEFAULT_RESULTS_MAX_BYTES
+
+
+@dataclass
+class Snapshot:
+    """What an attempt starts from."""
+
+    attempt: int
+    checkpoint: dict[str, Any] | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+
+
+class Backend(Protocol):
+    def load(self) -> Snapshot:
+        """The saved state, and this attempt's number."""
+        ...
+
+    def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Replace the checkpoint; raises FencedOut when a newer attempt owns the job."""
+        ...
+
+    def save_result(self, step: str, encoded: str) -> None:
+        """Store a completed step's result (compact JSON) before its completion is recorded."""
+        ...
+
+    def finish(self, *, completed: bool) -> None:
+        """Called once when the attempt ends."""
+        ...

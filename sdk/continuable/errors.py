@@ -1,0 +1,84 @@
+"""The SDK's errors, drawn once:
+
+    Exception
+    └── ContinuableError            anything the SDK refuses or cannot do
+        ├── InvalidStepError        steps used so that a resume could go wrong (duplicate,
+        │                           nested, reordered, unknown result)
+        ├── StepNotReplayable       an idempotent=False step was started by an earlier attempt
+        ├── CursorError             a cursor that is not JSON or cannot advance
+        ├── ResultError             a step result that is not JSON
+        ├── BudgetExceeded          a write would pass its byte budget
+        │   ├── CheckpointTooLarge  status.checkpoint (spec.checkpoint.maxBytes)
+        │   └── ResultTooLarge      the results ConfigMap (spec.checkpoint.resultsMaxBytes)
+        ├── FencedOut               a newer attempt owns the job; this pod must stop
+        └── BackendError            the checkpoint store failed
+    BaseException
+    └── Interrupted                 termination requested; the cursor is saved
+
+`Interrupted` derives from `BaseException` on purpose: an `except Exception` in a job's code must
+not swallow the request to stop.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+InterruptReason = Literal["Interrupted", "Isolated"]
+
+
+class ContinuableError(Exception):
+    """Base of every error the SDK raises."""
+
+
+class InvalidStepError(ContinuableError):
+    """Steps were declared so that resuming could run the wrong code."""
+
+
+class StepNotReplayable(ContinuableError):
+    """A step marked idempotent=False was started by an earlier attempt and did not finish."""
+
+    def __init__(self, step: str, attempt: int) -> None:
+        super().__init__(
+            f"step {step!r} is not idempotent and was started by attempt {attempt} without "
+            "finishing; it will not run twice. Decide, then restart the job from a step."
+        )
+        self.step = step
+        self.attempt = attempt
+
+
+class CursorError(ContinuableError, ValueError):
+    """A cursor that cannot be saved or advanced."""
+
+
+class ResultError(ContinuableError, ValueError):
+    """A step result that cannot be saved as JSON."""
+
+
+class BudgetExceeded(ContinuableError):
+    """A write would pass its byte budget."""
+
+
+class CheckpointTooLarge(BudgetExceeded):
+    """status.checkpoint would pass spec.checkpoint.maxBytes."""
+
+
+class ResultTooLarge(BudgetExceeded):
+    """The step results would pass spec.checkpoint.resultsMaxBytes."""
+
+
+class FencedOut(ContinuableError):
+    """A newer attempt owns the job: this attempt's writes are refused and it must stop."""
+
+
+class BackendError(ContinuableError):
+    """The checkpoint store failed."""
+
+
+class Interrupted(BaseException):
+    """Termination was requested and the cursor is saved; the job exits with code 75."""
+
+    def __init__(
+        self, message: str = "termination requested", *, reason: InterruptReason = "Interrupted"
+    ) -> None:
+        super().__init__(message)
+        self.reason: InterruptReason = reason
