@@ -54,8 +54,30 @@ unit: $(STAMP) ## Unit tests (no cluster).
 e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no cluster).
 	$(BIN)/pytest tests/e2e/local
 
+.PHONY: e2e
+e2e: $(STAMP) k8s-bin ## End-to-end tests on a local control plane (started and stopped by pytest).
+	$(BIN)/pytest tests/e2e/cluster
+
 .PHONY: test
-test: lint verify unit e2e-local ## Everything CI runs: lint, verify, tests.
+test: lint verify unit e2e-local e2e ## Everything CI runs: lint, verify, tests.
+
+##@ Local cluster
+
+.PHONY: k8s-bin
+k8s-bin: ## Build the pinned Kubernetes, etcd and helm binaries into ~/.cache/continuable (once).
+	bash tests/cluster/build_binaries.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: $(STAMP) k8s-bin ## Start a long-lived local cluster; prints its kubeconfig path.
+	$(BIN)/python -m tests.cluster up
+
+.PHONY: cluster-down
+cluster-down: $(STAMP) ## Stop the local cluster started by cluster-up.
+	$(BIN)/python -m tests.cluster down
+
+.PHONY: cluster-status
+cluster-status: $(STAMP) ## Say whether the local cluster is up.
+	$(BIN)/python -m tests.cluster status
 
 .PHONY: bench
 bench: $(STAMP) ## Benchmarks, printed as tables with ratios (not tests).

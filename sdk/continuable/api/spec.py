@@ -194,9 +194,10 @@ class ContinuableJobSpec(ApiModel):
         description="Counted failures (crashes) allowed before the job is Failed. "
         "Interruptions never count.",
     )
+    # The full default, not {}: the API server checks CEL rules against a default as written.
     backoff: Backoff = Field(
         default_factory=Backoff,
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": Backoff().to_wire()},
         description="Delay before relaunching after a counted failure.",
     )
     pod_failure_policy: PodFailurePolicy | None = Field(
@@ -227,7 +228,7 @@ class ContinuableJobSpec(ApiModel):
     )
     checkpoint: CheckpointSettings = Field(
         default_factory=CheckpointSettings,
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": CheckpointSettings().to_wire()},
         description="How often and how much the SDK checkpoints.",
     )
     restart_policy_on_template_change: Literal["Resume", "Ignore"] = Field(

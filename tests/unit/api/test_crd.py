@@ -117,11 +117,7 @@ def test_cross_field_rules_are_rendered_as_cel() -> None:
 
 
 def _defaults(schema: Schema) -> dict[str, Any]:
-    return {
-        name: sub["default"]
-        for name, sub in schema["properties"].items()
-        if "default" in sub and sub["default"] != {}
-    }
+    return {name: sub["default"] for name, sub in schema["properties"].items() if "default" in sub}
 
 
 def test_schema_defaults_equal_model_defaults() -> None:
@@ -132,7 +128,7 @@ def test_schema_defaults_equal_model_defaults() -> None:
     schema = _schema_node("spec")
     assert _defaults(schema) == {k: wire[k] for k in _defaults(schema)}
     for nested in ("backoff", "checkpoint"):
-        assert schema["properties"][nested]["default"] == {}
+        assert schema["properties"][nested]["default"] == wire[nested]
         assert _defaults(schema["properties"][nested]) == wire[nested]
 
 

@@ -1,0 +1,134 @@
+"""`python -m tests.cluster up|down|status`: a long-lived local cluster for demos and poking.
+
+`up` starts the components detached (they outlive this command), records their pids and start
+times in a state file, and prints the kubeconfig path. `down` stops exactly those processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import crds, processes, state
+from .binaries import BinariesMissing
+from .controlplane import ControlPlane, ControlPlaneError
+from .kubectl import Kubectl, KubectlError
+from .probe import ClientTLS, is_ok
+from .waiting import WaitTimeout
+
+
+def _apply_crds(kubeconfig: Path) -> int:
+    try:
+        applied = crds.apply_crds(Kubectl.for_kubeconfig(kubeconfig))
+    except (KubectlError, WaitTimeout) as err:
+        # The cluster stays up: a rejected CRD is easiest to debug against it.
+        print(f"error: the CRDs in {crds.CRD_DIR} were not applied: {err}", file=sys.stderr)
+        return 1
+    for crd in applied:
+        print(f"CRD {crd.name} established", file=sys.stderr)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    current = state.load()
+    if current is not None:
+        if len(current.running()) == len(current.processes):
+            print(f"cluster already up: {current.server}", file=sys.stderr)
+            # Re-applied so the cluster follows the working tree's CRD (server-side apply is
+            # idempotent).
+            code = 0 if args.no_crds else _apply_crds(current.kubeconfig)
+            print(current.kubeconfig)
+            return code
+        print("cluster partly down; cleaning it up before starting again", file=sys.stderr)
+        _stop(current)
+    began = time.monotonic()
+    try:
+        # keep_work_dir: the folder must outlive this command; `down` removes it.
+        cp = ControlPlane(work_dir=state.data_dir(), keep_work_dir=True, die_with_parent=False)
+        cp.start()
+    except (BinariesMissing, ControlPlaneError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    try:
+        kubeconfig = state.kubeconfig_path()
+        shutil.copyfile(cp.kubeconfig, kubeconfig)
+        kubeconfig.chmod(0o600)
+        state.save(state.ClusterState(cp.server, kubeconfig, cp.work_dir, cp.processes))
+    except BaseException:
+        cp.keep_work_dir = False
+        cp.stop()
+        state.clear()
+        raise
+    print(
+        f"cluster up in {time.monotonic() - began:.1f}s "
+        f"(apiserver ready after {cp.timings.apiserver:.1f}s): {cp.server}\n"
+        f"logs: {cp.logs_dir}\n"
+        f"export KUBECONFIG={kubeconfig}",
+        file=sys.stderr,
+    )
+    code = 0 if args.no_crds else _apply_crds(kubeconfig)
+    print(kubeconfig)
+    return code
+
+
+def _stop(current: state.ClusterState) -> None:
+    # Reverse start order: the apiserver does not exit on SIGTERM once etcd is gone.
+    errors: list[str] = []
+    for record in reversed(current.processes):
+        try:
+            processes.stop(record, grace=5.0)
+        except RuntimeError as err:
+            errors.append(str(err))
+    if errors:
+        # Keep the state file: it is the only record of which pids are still ours.
+        raise RuntimeError("; ".join(errors))
+    shutil.rmtree(current.work_dir, ignore_errors=True)
+    state.clear()
+
+
+def _down(_: argparse.Namespace) -> int:
+    current = state.load()
+    if current is None:
+        print("no cluster is up", file=sys.stderr)
+        return 0
+    _stop(current)
+    print("cluster down", file=sys.stderr)
+    return 0
+
+
+def _status(_: argparse.Namespace) -> int:
+    current = state.load()
+    if current is None:
+        print("down")
+        return 1
+    running = {p.pid for p in current.running()}
+    for record in current.processes:
+        alive = "running" if record.pid in running else "GONE"
+        print(f"{record.name:<24} pid {record.pid:<8} {alive}")
+    certs = current.work_dir / "certs"
+    ready = is_ok(
+        f"{current.server}/readyz",
+        ClientTLS(certs / "ca.crt", certs / "admin.crt", certs / "admin.key"),
+    )
+    print(f"apiserver {current.server}: {'ready' if ready else 'NOT ready'}")
+    print(f"kubeconfig: {current.kubeconfig}")
+    return 0 if ready and len(running) == len(current.processes) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the long-lived local cluster and apply crds/")
+    up.add_argument("--no-crds", action="store_true", help="do not apply crds/*.yaml")
+    up.set_defaults(func=_up)
+    sub.add_parser("down", help="stop it and remove its data").set_defaults(func=_down)
+    sub.add_parser("status", help="report whether it is up").set_defaults(func=_status)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

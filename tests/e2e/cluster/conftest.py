@@ -1,0 +1,50 @@
+"""Fixtures for the control-plane e2e tests: one cluster per run, one namespace per test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# `pytest tests/e2e/...` (unlike `python -m pytest`) does not put the repo root on sys.path,
+# and tests.cluster lives there.
+_REPO_ROOT = str(Path(__file__).resolve().parents[3])
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from tests.cluster.binaries import BinariesMissing  # noqa: E402
+from tests.cluster.session import Cluster, open_cluster, temporary_namespace  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The local control plane (started once per run), or CONTINUABLE_E2E_KUBECONFIG's cluster."""
+    try:
+        with open_cluster() as handle:
+            yield handle
+    except BinariesMissing as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+@pytest.fixture
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster, once the CRDs in crds/ were accepted; fails with the apiserver's reason."""
+    if cluster.crd_error is not None:
+        pytest.fail(f"the CRDs were not applied: {cluster.crd_error}", pytrace=False)
+    return cluster
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    with temporary_namespace(cluster.kubectl, request.node.name) as name:
+        yield name
+
+
+@pytest.fixture
+def local_cluster(cluster: Cluster) -> Cluster:
+    """For tests that restart or inspect components: only possible on the local control plane."""
+    if cluster.control_plane is None:
+        pytest.skip("needs the local control plane, not CONTINUABLE_E2E_KUBECONFIG's cluster")
+    return cluster

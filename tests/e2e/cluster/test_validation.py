@@ -1,0 +1,144 @@
+"""The API server's own verdict on bad ContinuableJobs: each refused, naming the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from tests.cluster.session import Cluster
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+VALID: dict[str, Any] = {
+    "apiVersion": "continuable.dev/v1alpha1",
+    "kind": "ContinuableJob",
+    "metadata": {"name": "bad"},
+    "spec": {
+        "template": {
+            "spec": {"containers": [{"name": "main", "image": "python", "command": ["true"]}]}
+        }
+    },
+}
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    document = copy.deepcopy(VALID)
+    node = document
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return document
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("wrong type", _with("spec.backoffLimit", "six"), "spec.backoffLimit"),
+    ("negative backoffLimit", _with("spec.backoffLimit", -1), "spec.backoffLimit"),
+    ("negative maxResumptions", _with("spec.maxResumptions", -1), "spec.maxResumptions"),
+    ("deadline 0", _with("spec.activeDeadlineSeconds", 0), "spec.activeDeadlineSeconds"),
+    ("negative ttl", _with("spec.ttlSecondsAfterFinished", -5), "spec.ttlSecondsAfterFinished"),
+    ("interval 0", _with("spec.checkpoint.intervalSeconds", 0), "spec.checkpoint.intervalSeconds"),
+    ("budget too small", _with("spec.checkpoint.maxBytes", 100), "spec.checkpoint.maxBytes"),
+    (
+        "results budget over 1 MiB",
+        _with("spec.checkpoint.resultsMaxBytes", 2 * 1024 * 1024),
+        "spec.checkpoint.resultsMaxBytes",
+    ),
+    (
+        "unknown restart policy on template change",
+        _with("spec.restartPolicyOnTemplateChange", "Restart"),
+        "spec.restartPolicyOnTemplateChange",
+    ),
+    (
+        "empty containers",
+        _with("spec.template.spec.containers", []),
+        "spec.template.spec.containers",
+    ),
+    ("no template", _with("spec.template", None) | {}, "spec.template"),
+    (
+        "pod restartPolicy OnFailure",
+        _with("spec.template.spec.restartPolicy", "OnFailure"),
+        "spec.template.spec.restartPolicy",
+    ),
+    (
+        "bad podFailurePolicy action",
+        _with(
+            "spec.podFailurePolicy",
+            {"rules": [{"action": "Retry", "onExitCodes": {"operator": "In", "values": [1]}}]},
+        ),
+        "spec.podFailurePolicy.rules[0].action",
+    ),
+    (
+        "rule with neither exit codes nor conditions (CEL)",
+        _with("spec.podFailurePolicy", {"rules": [{"action": "Count"}]}),
+        "exactly one of onExitCodes and onPodConditions",
+    ),
+    (
+        "exit code 0 with In (CEL)",
+        _with(
+            "spec.podFailurePolicy",
+            {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [0]}}]},
+        ),
+        "spec.podFailurePolicy.rules[0].onExitCodes.values",
+    ),
+    (
+        "backoff max below initial (CEL)",
+        _with("spec.backoff", {"initialSeconds": 60, "maxSeconds": 10}),
+        "spec.backoff.maxSeconds",
+    ),
+    (
+        "deadline not above the interval (CEL)",
+        _with("spec.activeDeadlineSeconds", 5),
+        "spec.activeDeadlineSeconds",
+    ),
+    ("duplicate step names", _with("spec.steps", ["a", "a"]), "spec.steps[1]"),
+    ("too many steps", _with("spec.steps", [f"s{i}" for i in range(101)]), "spec.steps"),
+    ("step name with a space", _with("spec.steps", ["has space"]), "spec.steps[0]"),
+    (
+        "oversized container name",
+        _with("spec.template.spec.containers", [{"name": "x" * 64}]),
+        "spec.template.spec.containers[0].name",
+    ),
+    ("name not a DNS label (CEL)", _with("metadata.name", "Nightly.Report"), "metadata.name"),
+    ("misspelt field (strict)", _with("spec.backofLimit", 3), "backofLimit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("document", "field"), [(d, f) for _, d, f in INVALID], ids=[i for i, _, _ in INVALID]
+)
+def test_invalid_jobs_are_refused_naming_the_field(
+    cluster: Cluster, namespace: str, document: dict[str, Any], field: str
+) -> None:
+    if document["spec"].get("template") is None:
+        document["spec"].pop("template", None)
+    result = cluster.kubectl.run(
+        "create",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(document),
+        check=False,
+    )
+    assert result.returncode != 0, f"accepted: {json.dumps(document)}"
+    assert field in result.stderr, result.stderr
+    assert cluster.kubectl("get", "cjob", "-n", namespace, "-o", "name").strip() == ""
+
+
+def test_the_valid_base_is_accepted_with_defaults(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl(
+        "create", "--validate=strict", "-n", namespace, "-f", "-", input=json.dumps(VALID)
+    )
+    spec = json.loads(cluster.kubectl("get", "cjob", "bad", "-n", namespace, "-o", "json"))["spec"]
+    assert spec["backoffLimit"] == 6
+    assert spec["checkpoint"] == {
+        "intervalSeconds": 10,
+        "maxBytes": 16384,
+        "resultsMaxBytes": 524288,
+    }
+    assert spec["restartPolicyOnTemplateChange"] == "Resume"
