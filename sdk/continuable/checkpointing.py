@@ -9,13 +9,16 @@ into the SDK again before the grace period ends.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from continuable import logs
 from continuable.backends import Backend
-from continuable.errors import ContinuableError
+from continuable.errors import BackendUnavailable, ContinuableError
+from continuable.retrying import next_delay
 
 
 class Checkpointer:
@@ -72,19 +75,33 @@ class Checkpointer:
             self.writes += 1
 
     def _run(self) -> None:
+        retry_delay = 0.0  # > 0 while the store is unavailable
         while not self._closing:
-            due = self._last_write_at + self._interval - time.monotonic()
+            due = retry_delay or self._last_write_at + self._interval - time.monotonic()
             woken = self._wake.wait(timeout=due if due > 0 else self._interval)
             self._wake.clear()
             if self._closing:
                 return
-            if not woken and time.monotonic() < self._last_write_at + self._interval:
+            waiting = time.monotonic() < self._last_write_at + self._interval
+            if not woken and not retry_delay and waiting:
                 continue  # a synchronous write came in between: keep one write per interval
             try:
                 self.flush()
+            except BackendUnavailable as err:
+                if not retry_delay:
+                    logs.event(
+                        "backend.retrying",
+                        f"saving the checkpoint failed ({err}); retrying",
+                        level=logging.WARNING,
+                    )
+                retry_delay = min(next_delay(retry_delay, err), self._interval)
+                continue
             except ContinuableError as err:
                 self._on_failure(err)
                 return
+            if retry_delay:
+                logs.event("backend.recovered", "the checkpoint is saved again")
+            retry_delay = 0.0
 
 
 def _utc_now() -> str:

@@ -12,6 +12,7 @@
         │   └── ResultTooLarge      the results ConfigMap (spec.checkpoint.resultsMaxBytes)
         ├── FencedOut               a newer attempt owns the job; this pod must stop
         └── BackendError            the checkpoint store failed
+            └── BackendUnavailable  ... for now (connection, 429, 5xx, timeout): retried
     BaseException
     └── Interrupted                 termination requested; the cursor is saved
 
@@ -72,6 +73,14 @@ class FencedOut(ContinuableError):
 
 class BackendError(ContinuableError):
     """The checkpoint store failed."""
+
+
+class BackendUnavailable(BackendError):
+    """The checkpoint store did not answer or asked us to wait; the write may be retried."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Interrupted(BaseException):

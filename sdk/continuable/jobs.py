@@ -31,6 +31,7 @@ from continuable.budgets import encoded, over_budget
 from continuable.checkpointing import Checkpointer
 from continuable.errors import (
     BackendError,
+    BackendUnavailable,
     CheckpointTooLarge,
     ContinuableError,
     CursorError,
@@ -44,10 +45,12 @@ from continuable.errors import (
 )
 from continuable.names import (
     ENV_CHECKPOINT_INTERVAL,
+    ENV_JOB,
     EXIT_INTERRUPTED,
     STEP_NAME_MAX_LENGTH,
     STEP_NAME_PATTERN,
 )
+from continuable.retrying import retrying
 from continuable.steps import Step
 
 T = TypeVar("T")
@@ -57,6 +60,9 @@ _STEP_NAME = re.compile(STEP_NAME_PATTERN)
 # Room kept in the checkpoint budget for progress numbers and timestamps that grow as a step
 # runs, so a write that passed the budget at set() still passes it later.
 _GROWTH_RESERVE = 160
+# After termination is requested, how long a write may be retried: well inside the default
+# 30 s grace period, so the pod still exits by itself with code 75.
+GIVE_UP_AFTER_TERMINATION_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,10 @@ class Job:
         self._entered = True
         logs.configure()
         self._backend = self._backend_given or _default_backend()
-        snapshot = self._backend.load()
+        self._terminating_since: float | None = None
+        snapshot = retrying(
+            self._backend.load, what="loading the checkpoint", give_up=self._give_up
+        )
         self.attempt = snapshot.attempt
         self._settings = snapshot.settings
         self._results: dict[str, Any] = snapshot.results
@@ -118,6 +127,7 @@ class Job:
         self._ran_this_attempt = False
         self._terminating: str | None = None
         self._stop_kind: InterruptReason = "Interrupted"
+        self._signalled = False
         self._failure: ContinuableError | None = None
         self._attention = self._observer is not None
         self._cursor_room = self._settings.max_bytes
@@ -272,13 +282,22 @@ class Job:
             with self._checkpointer.lock:
                 step._pause(time.monotonic())
         text = self._admit_result(name, result)
-        self._backend.save_result(name, text)
-        self._results[name] = json.loads(text)
-        self._results_bytes += len(name) + len(text)
-        with self._checkpointer.lock:
-            step._complete(time.monotonic())
-            self._current = None
-        self._checkpointer.flush()
+        try:
+            self._durably(lambda: self._backend.save_result(name, text), f"saving result {name}")
+            self._results[name] = json.loads(text)
+            self._results_bytes += len(name) + len(text)
+            with self._checkpointer.lock:
+                step._complete(time.monotonic())
+                self._current = None
+            self._durably(self._checkpointer.flush, f"recording the completion of step {name}")
+        except BackendUnavailable as err:
+            with self._checkpointer.lock:
+                step.state, step.completed_at = "Started", None
+                self._current = step
+            raise Interrupted(
+                f"the completion of step {name} could not be saved before the grace period "
+                f"ran out ({err}); the step runs again"
+            ) from None
         logs.event(
             "step.completed",
             f"step {name} completed in {time.monotonic() - began:.3f}s",
@@ -406,14 +425,24 @@ class Job:
             signal.signal(
                 signal.SIGINT, self._previous_handlers.get(signum, signal.default_int_handler)
             )
+        self._signalled = True
         self._request_termination(f"{signal.Signals(signum).name} received")
 
     def _request_termination(self, why: str, *, reason: InterruptReason = "Interrupted") -> None:
         if self._terminating is None:
             self._terminating = why
+            self._terminating_since = time.monotonic()
             self._stop_kind = reason
         self._attention = True
         self._checkpointer.wake()
+
+    def _give_up(self) -> bool:
+        """Whether to stop retrying the store: only once termination has been running a while."""
+        since = self._terminating_since
+        return since is not None and time.monotonic() - since > GIVE_UP_AFTER_TERMINATION_SECONDS
+
+    def _durably(self, write: Callable[[], None], what: str) -> None:
+        retrying(write, what=what, give_up=self._give_up)
 
     def _writer_failed(self, error: ContinuableError) -> None:
         self._failure = error
@@ -446,17 +475,20 @@ class Job:
         if current is not None:
             with self._checkpointer.lock:
                 current._pause(time.monotonic())
-        if isinstance(exc, FencedOut) or isinstance(self._failure, FencedOut):
-            logs.event("job.fenced", f"stopping: {exc or self._failure}", level=logging.ERROR)
+        fenced = exc if isinstance(exc, FencedOut) else self._failure
+        if isinstance(fenced, FencedOut):
+            # Nothing more is written: the newer attempt's progress must stay as it is.
+            logs.event("job.fenced", f"stopping without writing: {fenced}", level=logging.WARNING)
             self._backend.finish(completed=False)
-            return Outcome("Failed", 1, exc or self._failure)
+            return Outcome("Interrupted", EXIT_INTERRUPTED, fenced)
         if exc is None:
             return self._stop("Completed", 0, None)
         if isinstance(exc, Interrupted):
             where = f" in step {current.name} at cursor {current.cursor!r}" if current else ""
+            why = self._termination_reason() if self._signalled else None
             logs.event(
                 "job.interrupted",
-                f"interrupted{where}: {exc}",
+                f"interrupted{where}: {why or exc}",
                 reason=exc.reason,
                 step=current.name if current else None,
                 cursor=current.cursor if current else None,
@@ -492,7 +524,16 @@ class Job:
         if reason in ("Failed", "NotReplayable") and exc is not None:
             extra["error"] = self._error_that_fits(step_name, exc)
         try:
-            self._checkpointer.flush(extra)
+            self._durably(lambda: self._checkpointer.flush(extra), "saving the final checkpoint")
+        except (BackendUnavailable, FencedOut) as err:
+            # Never report success that was not recorded: the next attempt resumes instead.
+            logs.event(
+                "job.interrupted",
+                f"could not save the final checkpoint ({err}); ending as interrupted",
+                level=logging.WARNING,
+            )
+            self._backend.finish(completed=False)
+            return Outcome("Interrupted", EXIT_INTERRUPTED, err)
         except ContinuableError as err:
             logs.event(
                 "job.failed", f"could not save the final checkpoint: {err}", level=logging.ERROR
@@ -518,6 +559,12 @@ class Job:
             message = message[: len(message) // 2]
         error["message"] = message
         return error
+
+    def _termination_reason(self) -> str | None:
+        try:
+            return self._backend.termination_reason()
+        except ContinuableError:
+            return None
 
     def _save_quietly(self) -> None:
         try:
@@ -564,6 +611,11 @@ def _takes_step(fn: Callable[..., Any]) -> bool:
 
 
 def _default_backend() -> Backend:
+    """In a pod (CONTINUABLE_JOB set): the ContinuableJob's status; elsewhere a local file."""
+    if os.environ.get(ENV_JOB):
+        from continuable.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend.from_environment()
     from continuable.backends.localfile import LocalFileBackend, default_state_file
 
     return LocalFileBackend(default_state_file(), _settings_from_environment())

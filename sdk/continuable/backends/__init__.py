@@ -52,3 +52,7 @@ class Backend(Protocol):
     def finish(self, *, completed: bool) -> None:
         """Called once when the attempt ends."""
         ...
+
+    def termination_reason(self) -> str | None:
+        """Why this attempt is being stopped, when the store can tell (a pod's DisruptionTarget)."""
+        ...

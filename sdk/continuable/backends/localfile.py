@@ -87,3 +87,6 @@ class LocalFileBackend:
                 raise
         except OSError as err:
             raise BackendError(f"cannot write the state file {self.path}: {err}") from err
+
+    def termination_reason(self) -> str | None:
+        return None

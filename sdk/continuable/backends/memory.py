@@ -43,3 +43,6 @@ class MemoryBackend:
 
     def finish(self, *, completed: bool) -> None:
         self.finished = completed
+
+    def termination_reason(self) -> str | None:
+        return None

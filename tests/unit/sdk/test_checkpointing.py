@@ -111,7 +111,7 @@ def test_fenced_out_in_the_writer_stops_the_job_at_the_next_set() -> None:
         job_fn(job)
     assert job.outcome is not None
     assert isinstance(job.outcome.error, FencedOut)
-    assert job.outcome.exit_code == 1
+    assert job.outcome.exit_code == 75
     assert len(reached) < 1000, "the job went on after being fenced out"
 
 

@@ -1,0 +1,302 @@
+"""The backend in a pod: `status.checkpoint` of the job's ContinuableJob, and step results in
+its `<job>-results` ConfigMap.
+
+Every write is fenced (invariant 3): a JSON patch whose first op tests the attempt number, on
+`/status/attempt` for the checkpoint and on the ConfigMap's `attempt` key for results. A pod of
+an older attempt (a zombie on a partitioned node) has its write refused with 422 and stops
+itself, so it can never overwrite a newer attempt's progress.
+
+The API calls go through `JobApi`, a seam with the five calls this backend makes; the real one
+wraps the kubernetes client (loaded only here), the unit tests use a fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from continuable.errors import BackendError, BackendUnavailable, FencedOut
+from continuable.names import (
+    ENV_ATTEMPT,
+    ENV_JOB,
+    ENV_NAMESPACE,
+    GROUP,
+    PLURAL,
+    VERSION,
+)
+
+from . import Settings, Snapshot
+
+RESULT_SUFFIX = ".json"
+ATTEMPT_KEY = "attempt"
+# HTTP statuses after which the same write may succeed later.
+_TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class ApiFailure(Exception):
+    """An API call that failed; status 0 when the server did not answer at all."""
+
+    status: int
+    message: str
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}" if self.status else self.message
+
+
+class JobApi(Protocol):
+    def get_job(self) -> dict[str, Any]: ...
+
+    def patch_status(self, ops: list[dict[str, Any]]) -> None: ...
+
+    def get_results(self) -> dict[str, str]: ...
+
+    def patch_results(self, ops: list[dict[str, Any]]) -> None: ...
+
+    def get_pod(self, name: str) -> dict[str, Any]: ...
+
+
+def results_config_map(job: str) -> str:
+    return f"{job}-results"
+
+
+def result_key(step: str) -> str:
+    """The ConfigMap key of a step's result; the suffix keeps it apart from `attempt`."""
+    return f"{step}{RESULT_SUFFIX}"
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def settings_from_spec(spec: dict[str, Any]) -> Settings:
+    checkpoint = spec.get("checkpoint") or {}
+    defaults = Settings()
+    return Settings(
+        interval_seconds=float(checkpoint.get("intervalSeconds", defaults.interval_seconds)),
+        max_bytes=int(checkpoint.get("maxBytes", defaults.max_bytes)),
+        results_max_bytes=int(checkpoint.get("resultsMaxBytes", defaults.results_max_bytes)),
+    )
+
+
+class KubernetesBackend:
+    def __init__(self, api: JobApi, *, job: str, namespace: str, attempt: int) -> None:
+        self._api = api
+        self.job = job
+        self.namespace = namespace
+        self.attempt = attempt
+
+    @classmethod
+    def from_environment(cls) -> KubernetesBackend:
+        job = os.environ.get(ENV_JOB, "")
+        namespace = os.environ.get(ENV_NAMESPACE, "")
+        attempt = os.environ.get(ENV_ATTEMPT, "")
+        missing = [
+            name
+            for name, value in ((ENV_JOB, job), (ENV_NAMESPACE, namespace), (ENV_ATTEMPT, attempt))
+            if not value
+        ]
+        if missing:
+            raise BackendError(
+                f"{', '.join(missing)} must be set in a ContinuableJob's pod (the operator sets "
+                "them); unset CONTINUABLE_JOB to run with a local state file"
+            )
+        if not attempt.isdigit() or int(attempt) < 1:
+            raise BackendError(f"{ENV_ATTEMPT}={attempt!r} must be a positive integer")
+        return cls(ClientJobApi(job, namespace), job=job, namespace=namespace, attempt=int(attempt))
+
+    def load(self) -> Snapshot:
+        job = self._call(self._api.get_job, "reading the ContinuableJob")
+        status = job.get("status") or {}
+        owner = status.get("attempt")
+        if owner != self.attempt:
+            if isinstance(owner, int) and owner > self.attempt:
+                raise FencedOut(f"attempt {owner} owns the job; this pod is attempt {self.attempt}")
+            raise BackendError(
+                f"status.attempt of {self._name} is {owner!r}, not {self.attempt}: the operator "
+                "sets it before it starts the attempt's pod"
+            )
+        data = self._call(self._api.get_results, f"reading ConfigMap {self._results_name}")
+        results = {
+            key[: -len(RESULT_SUFFIX)]: json.loads(value)
+            for key, value in data.items()
+            if key.endswith(RESULT_SUFFIX)
+        }
+        return Snapshot(
+            attempt=self.attempt,
+            checkpoint=status.get("checkpoint"),
+            results=results,
+            settings=settings_from_spec(job.get("spec") or {}),
+        )
+
+    def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        ops: list[dict[str, Any]] = [
+            {"op": "test", "path": "/status/attempt", "value": self.attempt},
+            {"op": "add", "path": "/status/checkpoint", "value": checkpoint},
+        ]
+        self._fenced(lambda: self._api.patch_status(ops), "status.checkpoint")
+
+    def save_result(self, step: str, encoded: str) -> None:
+        ops = [
+            {"op": "test", "path": f"/data/{ATTEMPT_KEY}", "value": str(self.attempt)},
+            {"op": "add", "path": f"/data/{_pointer(result_key(step))}", "value": encoded},
+        ]
+        self._fenced(lambda: self._api.patch_results(ops), f"the result of step {step}")
+
+    def finish(self, *, completed: bool) -> None:
+        """Nothing to release: the operator owns the job's lifecycle."""
+
+    def termination_reason(self) -> str | None:
+        """The pod's DisruptionTarget condition (eviction, preemption, rollout...), if readable."""
+        try:
+            pod = self._api.get_pod(f"{self.job}-{self.attempt}")
+        except ApiFailure:
+            return None
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+                reason = condition.get("reason", "DisruptionTarget")
+                message = condition.get("message")
+                return f"{reason}: {message}" if message else str(reason)
+        return None
+
+    @property
+    def _name(self) -> str:
+        return f"ContinuableJob {self.namespace}/{self.job}"
+
+    @property
+    def _results_name(self) -> str:
+        return f"{self.namespace}/{results_config_map(self.job)}"
+
+    def _call(self, call: Any, what: str) -> Any:
+        try:
+            return call()
+        except ApiFailure as failure:
+            raise _translate(failure, what) from failure
+
+    def _fenced(self, write: Any, what: str) -> None:
+        try:
+            write()
+        except ApiFailure as failure:
+            if failure.status != 422:
+                raise _translate(failure, f"writing {what}") from failure
+            # 422 is also what an invalid write gets: tell fencing apart by reading the owner.
+            owner = self._owner()
+            if owner != self.attempt:
+                raise FencedOut(
+                    f"attempt {owner} owns the job now; this pod (attempt {self.attempt}) stops "
+                    "without writing"
+                ) from failure
+            raise BackendError(f"writing {what} was refused: {failure}") from failure
+
+    def _owner(self) -> Any:
+        job = self._call(self._api.get_job, "reading the ContinuableJob")
+        return (job.get("status") or {}).get("attempt")
+
+
+def _translate(failure: ApiFailure, what: str) -> BackendError:
+    if failure.status in _TRANSIENT:
+        return BackendUnavailable(f"{what}: {failure}", retry_after=failure.retry_after)
+    return BackendError(f"{what}: {failure}")
+
+
+class ClientJobApi:
+    """`JobApi` over the kubernetes client: in-cluster credentials, else KUBECONFIG."""
+
+    # Connect and read timeouts: a hung call must not hold a write past the grace period.
+    TIMEOUT = (3.05, 10.0)
+    JSON_PATCH = "application/json-patch+json"
+
+    def __init__(self, job: str, namespace: str) -> None:
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        self._client = client.ApiClient()
+        self._custom = client.CustomObjectsApi(self._client)
+        self._core = client.CoreV1Api(self._client)
+        self._job = job
+        self._namespace = namespace
+
+    def get_job(self) -> dict[str, Any]:
+        job: dict[str, Any] = self._guarded(
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, self._namespace, PLURAL, self._job, _request_timeout=self.TIMEOUT
+            )
+        )
+        return job
+
+    def patch_status(self, ops: list[dict[str, Any]]) -> None:
+        self._guarded(
+            lambda: self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                self._namespace,
+                PLURAL,
+                self._job,
+                ops,
+                _content_type=self.JSON_PATCH,
+                _request_timeout=self.TIMEOUT,
+            )
+        )
+
+    def get_results(self) -> dict[str, str]:
+        config_map = self._guarded(
+            lambda: self._core.read_namespaced_config_map(
+                results_config_map(self._job), self._namespace, _request_timeout=self.TIMEOUT
+            )
+        )
+        return dict(config_map.data or {})
+
+    def patch_results(self, ops: list[dict[str, Any]]) -> None:
+        self._guarded(
+            lambda: self._core.patch_namespaced_config_map(
+                results_config_map(self._job),
+                self._namespace,
+                ops,
+                _content_type=self.JSON_PATCH,
+                _request_timeout=self.TIMEOUT,
+            )
+        )
+
+    def get_pod(self, name: str) -> dict[str, Any]:
+        pod = self._guarded(
+            lambda: self._core.read_namespaced_pod(
+                name, self._namespace, _request_timeout=self.TIMEOUT
+            )
+        )
+        serialised: dict[str, Any] = self._client.sanitize_for_serialization(pod)
+        return serialised
+
+    @staticmethod
+    def _guarded(call: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return call()
+        except ApiException as err:
+            headers = err.headers or {}
+            retry_after = headers.get("Retry-After")
+            raise ApiFailure(
+                status=int(err.status or 0),
+                message=_api_message(err.body) or str(err.reason),
+                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            ) from err
+        except (HTTPError, OSError) as err:
+            raise ApiFailure(status=0, message=f"no answer from the API server: {err}") from err
+
+
+def _api_message(body: Any) -> str | None:
+    """The `message` of a Kubernetes Status body, which says what was wrong."""
+    if not body:
+        return None
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        return str(body)[:500]
+    return str(message) if message else None
