@@ -55,11 +55,11 @@ e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no 
 	$(BIN)/pytest tests/e2e/local
 
 .PHONY: e2e
-e2e: $(STAMP) k8s-bin ## End-to-end tests on a local control plane (started and stopped by pytest).
-	$(BIN)/pytest tests/e2e/cluster
+e2e: $(STAMP) k8s-bin ## All end-to-end tests; pytest starts (and stops) one local cluster for them.
+	$(BIN)/pytest tests/e2e
 
 .PHONY: test
-test: lint verify unit e2e-local e2e ## Everything CI runs: lint, verify, tests.
+test: lint verify unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
 
 ##@ Local cluster
 
@@ -68,7 +68,7 @@ k8s-bin: ## Build the pinned Kubernetes, etcd and helm binaries into ~/.cache/co
 	bash tests/cluster/build_binaries.sh >/dev/null
 
 .PHONY: cluster-up
-cluster-up: $(STAMP) k8s-bin ## Start a long-lived local cluster; prints its kubeconfig path.
+cluster-up: $(STAMP) k8s-bin ## Start a long-lived local cluster with a process node; prints its kubeconfig.
 	$(BIN)/python -m tests.cluster up
 
 .PHONY: cluster-down

@@ -7,6 +7,7 @@ times in a state file, and prints the kubeconfig path. `down` stops exactly thos
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -17,7 +18,7 @@ from .binaries import BinariesMissing
 from .controlplane import ControlPlane, ControlPlaneError
 from .kubectl import Kubectl, KubectlError
 from .probe import ClientTLS, is_ok
-from .waiting import WaitTimeout
+from .waiting import WaitTimeout, wait_for
 
 
 def _apply_crds(kubeconfig: Path) -> int:
@@ -52,12 +53,19 @@ def _up(args: argparse.Namespace) -> int:
     except (BinariesMissing, ControlPlaneError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    node: processes.ProcessRecord | None = None
     try:
         kubeconfig = state.kubeconfig_path()
         shutil.copyfile(cp.kubeconfig, kubeconfig)
         kubeconfig.chmod(0o600)
         state.save(state.ClusterState(cp.server, kubeconfig, cp.work_dir, cp.processes))
+        # Started last, so `down` (which stops in reverse order) stops its pods first.
+        node = _start_process_node(cp.logs_dir / "process-node.log")
+        state.save(state.ClusterState(cp.server, kubeconfig, cp.work_dir, [*cp.processes, node]))
+        _wait_until_pods_can_run(Kubectl.for_kubeconfig(kubeconfig))
     except BaseException:
+        if node is not None:
+            processes.stop(node)
         cp.keep_work_dir = False
         cp.stop()
         state.clear()
@@ -72,6 +80,46 @@ def _up(args: argparse.Namespace) -> int:
     code = 0 if args.no_crds else _apply_crds(kubeconfig)
     print(kubeconfig)
     return code
+
+
+NODE_NAME = "local-node"
+
+
+def _start_process_node(log_path: Path) -> processes.ProcessRecord:
+    """The process node that runs the cluster's pods, detached like the components."""
+    repo_root = Path(__file__).resolve().parents[2]
+    _, record = processes.spawn(
+        "process-node",
+        [
+            sys.executable,
+            "-m",
+            "tests.cluster.processnode",
+            "--from-cluster-up",
+            "--name",
+            NODE_NAME,
+        ],
+        log_path,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+        die_with_parent=False,
+    )
+    return record
+
+
+def _wait_until_pods_can_run(kubectl: Kubectl) -> None:
+    """The node is Ready and the `default` ServiceAccount exists (pods are refused before)."""
+    ready = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+    wait_for(
+        lambda: kubectl.run("get", "node", NODE_NAME, "-o", ready, check=False).stdout == "True",
+        timeout=60,
+        what=f"node {NODE_NAME} Ready",
+        interval=0.2,
+    )
+    wait_for(
+        lambda: kubectl.run("get", "serviceaccount", "default", check=False).returncode == 0,
+        timeout=60,
+        what="service account default/default",
+        interval=0.2,
+    )
 
 
 def _stop(current: state.ClusterState) -> None:

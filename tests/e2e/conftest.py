@@ -1,21 +1,13 @@
-"""Fixtures for the control-plane e2e tests: one cluster per run, one namespace per test."""
+"""Fixtures shared by every e2e suite: one cluster per run, one namespace per test."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# `pytest tests/e2e/...` (unlike `python -m pytest`) does not put the repo root on sys.path,
-# and tests.cluster lives there.
-_REPO_ROOT = str(Path(__file__).resolve().parents[3])
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
-
-from tests.cluster.binaries import BinariesMissing  # noqa: E402
-from tests.cluster.session import Cluster, open_cluster, temporary_namespace  # noqa: E402
+from tests.cluster.binaries import BinariesMissing
+from tests.cluster.session import Cluster, open_cluster, temporary_namespace
 
 
 @pytest.fixture(scope="session")
