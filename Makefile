@@ -80,8 +80,9 @@ cluster-status: $(STAMP) ## Say whether the local cluster is up.
 	$(BIN)/python -m tests.cluster status
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks, printed as tables with ratios (not tests).
+bench: $(STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests).
 	$(BIN)/python bench/sdk.py
+	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
 
 .PHONY: clean
 clean: ## Remove .venv and caches (the Kubernetes binaries in ~/.cache stay).

@@ -50,3 +50,20 @@ MIN_BUDGET_BYTES: Final = 1 * KIB
 MAX_BUDGET_BYTES: Final = 1 * MIB
 DEFAULT_CHECKPOINT_INTERVAL_SECONDS: Final = 10
 ATTEMPT_HISTORY_LENGTH: Final = 20
+
+TRACKING_FINALIZER: Final = f"{GROUP}/tracking"
+RESULTS_ATTEMPT_KEY: Final = "attempt"
+
+
+def pod_name(job: str, attempt: int) -> str:
+    """Deterministic, so creating an attempt's pod is idempotent across operator restarts."""
+    return f"{job}-{attempt}"
+
+
+def results_config_map(job: str) -> str:
+    return f"{job}-results"
+
+
+def checkpoint_service_account(job: str) -> str:
+    """The ServiceAccount the operator creates when the template names none."""
+    return f"{job}-checkpoint"

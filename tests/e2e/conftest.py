@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.binaries import BinariesMissing
+from tests.cluster.processnode import NodeConfig, ProcessNodes
 from tests.cluster.session import Cluster, open_cluster, temporary_namespace
 
 
@@ -40,3 +41,14 @@ def local_cluster(cluster: Cluster) -> Cluster:
     if cluster.control_plane is None:
         pytest.skip("needs the local control plane, not CONTINUABLE_E2E_KUBECONFIG's cluster")
     return cluster
+
+
+@pytest.fixture(scope="session")
+def process_node(cluster: Cluster) -> Iterator[str | None]:
+    """A process node that runs the session's job pods; None on an external cluster (its own
+    nodes run them)."""
+    if cluster.control_plane is None:
+        yield None
+        return
+    with ProcessNodes(cluster.control_plane, [NodeConfig(name="e2e-node")]) as nodes:
+        yield next(iter(nodes.agents))

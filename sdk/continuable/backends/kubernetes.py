@@ -24,13 +24,15 @@ from continuable.names import (
     ENV_NAMESPACE,
     GROUP,
     PLURAL,
+    RESULTS_ATTEMPT_KEY,
     VERSION,
+    pod_name,
+    results_config_map,
 )
 
 from . import Settings, Snapshot
 
 RESULT_SUFFIX = ".json"
-ATTEMPT_KEY = "attempt"
 # HTTP statuses after which the same write may succeed later.
 _TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
 
@@ -57,10 +59,6 @@ class JobApi(Protocol):
     def patch_results(self, ops: list[dict[str, Any]]) -> None: ...
 
     def get_pod(self, name: str) -> dict[str, Any]: ...
-
-
-def results_config_map(job: str) -> str:
-    return f"{job}-results"
 
 
 def result_key(step: str) -> str:
@@ -141,7 +139,7 @@ class KubernetesBackend:
 
     def save_result(self, step: str, encoded: str) -> None:
         ops = [
-            {"op": "test", "path": f"/data/{ATTEMPT_KEY}", "value": str(self.attempt)},
+            {"op": "test", "path": f"/data/{RESULTS_ATTEMPT_KEY}", "value": str(self.attempt)},
             {"op": "add", "path": f"/data/{_pointer(result_key(step))}", "value": encoded},
         ]
         self._fenced(lambda: self._api.patch_results(ops), f"the result of step {step}")
@@ -152,7 +150,7 @@ class KubernetesBackend:
     def termination_reason(self) -> str | None:
         """The pod's DisruptionTarget condition (eviction, preemption, rollout...), if readable."""
         try:
-            pod = self._api.get_pod(f"{self.job}-{self.attempt}")
+            pod = self._api.get_pod(pod_name(self.job, self.attempt))
         except ApiFailure:
             return None
         for condition in (pod.get("status") or {}).get("conditions") or []:
