@@ -1,0 +1,283 @@
+"""The operator's decisions, state in and actions out, without a cluster."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from continuable_operator.planning import (
+    CreatePod,
+    DeletePod,
+    Emit,
+    EnsureObject,
+    PatchStatus,
+    Plan,
+    RemoveFinalizer,
+    backoff_delay,
+    plan,
+    plan_orphans,
+)
+
+from .conftest import NOW, pod
+
+
+def _status(result: Plan) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for action in result.actions:
+        if isinstance(action, PatchStatus):
+            merged.update(action.fields)
+    return merged
+
+
+def _kinds(result: Plan) -> list[str]:
+    return [type(a).__name__ for a in result.actions]
+
+
+def _running(job: dict[str, Any], attempt: int = 1, **status: Any) -> dict[str, Any]:
+    job["status"] = {
+        "attempt": attempt,
+        "phase": "Running",
+        "interruptions": 0,
+        "failures": 0,
+        "resumptions": 0,
+        "podName": f"report-{attempt}",
+        "attempts": [
+            {
+                "attempt": attempt,
+                "podName": f"report-{attempt}",
+                "outcome": "Running",
+                "startTime": "2026-11-27T08:50:00Z",
+            }
+        ],
+        "conditions": [],
+        **status,
+    }
+    return job
+
+
+def test_a_new_job_launches_attempt_one_status_first(job: dict[str, Any]) -> None:
+    result = plan(job, [], NOW)
+    assert _kinds(result) == [
+        "PatchStatus",
+        "EnsureObject",
+        "EnsureObject",
+        "EnsureObject",
+        "EnsureObject",
+        "CreatePod",
+        "Emit",
+    ]
+    patch = result.actions[0]
+    assert isinstance(patch, PatchStatus)
+    assert patch.expected_attempt is None, "the first write has nothing to fence on"
+    status = patch.fields
+    assert status["attempt"] == 1
+    assert {k: status[k] for k in ("interruptions", "failures", "resumptions")} == {
+        "interruptions": 0,
+        "failures": 0,
+        "resumptions": 0,
+    }
+    assert status["phase"] == "Pending"
+    assert status["startTime"] == "2026-11-27T09:00:00Z"
+    kinds = [a.manifest["kind"] for a in result.actions if isinstance(a, EnsureObject)]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap"]
+    create = result.actions[5]
+    assert isinstance(create, CreatePod)
+    assert create.manifest["metadata"]["name"] == "report-1"
+
+
+def test_a_running_pod_sets_phase_running_once(job: dict[str, Any]) -> None:
+    _running(job, phase="Pending")
+    result = plan(job, [pod(1)], NOW)
+    assert _status(result)["phase"] == "Running"
+    job["status"].update(_status(result))
+    assert plan(job, [pod(1)], NOW).actions == [], "nothing changes: no write"
+
+
+def test_interruption_relaunches_at_once_recorded_before_the_finalizer_goes(
+    job: dict[str, Any],
+) -> None:
+    _running(job)
+    job["status"]["checkpoint"] = {
+        "attempt": 1,
+        "steps": [
+            {"name": "a", "state": "Completed", "attempt": 1, "durationSeconds": 30.0},
+            {"name": "b", "state": "Started", "attempt": 1, "cursor": 500, "durationSeconds": 12.5},
+        ],
+    }
+    evicted = pod(
+        1,
+        "Failed",
+        exit_code=143,
+        conditions=[
+            {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+        ],
+    )
+    result = plan(job, [evicted], NOW)
+    kinds = _kinds(result)
+    assert kinds[:3] == ["PatchStatus", "Emit", "RemoveFinalizer"]
+    recorded = result.actions[0]
+    assert isinstance(recorded, PatchStatus)
+    assert recorded.fields["interruptions"] == 1
+    assert recorded.fields["attempts"][0]["outcome"] == "Interrupted"
+    assert recorded.fields["attempts"][0]["reason"] == "EvictionByEvictionAPI"
+    assert recorded.expected_attempt == 1
+    launch = result.actions[3]
+    assert isinstance(launch, PatchStatus)
+    assert launch.fields["attempt"] == 2
+    assert launch.expected_attempt == 1, "raising the attempt is fenced on the old one"
+    assert launch.fields["resumptions"] == 1
+    assert launch.fields["savedSeconds"] == 42.5
+    assert "failures" not in launch.fields
+    assert any(
+        isinstance(a, CreatePod) and a.manifest["metadata"]["name"] == "report-2"
+        for a in result.actions
+    )
+    launched = [a for a in result.actions if isinstance(a, Emit) and a.reason == "Launched"]
+    assert "skipping a; resuming b at cursor 500" in launched[0].message
+    assert result.requeue_after is None
+
+
+def test_a_live_pod_blocks_any_replacement(job: dict[str, Any]) -> None:
+    _running(job)
+    terminating = pod(1, "Running", deleting=True)
+    result = plan(job, [terminating], NOW)
+    assert not any(isinstance(a, CreatePod) for a in result.actions)
+
+
+def test_failure_relaunches_once_its_backoff_has_passed(job: dict[str, Any]) -> None:
+    _running(job)
+    crashed = pod(1, "Failed", exit_code=1)
+    # Ended 08:59:30, first delay 10 s: due 08:59:40, already past at 09:00.
+    result = plan(job, [crashed], NOW)
+    assert _status(result)["failures"] == 1
+    creates = [a.manifest["metadata"]["name"] for a in result.actions if isinstance(a, CreatePod)]
+    assert creates == ["report-2"]
+    assert result.requeue_after is None
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    backoff = {"initialSeconds": 10, "maxSeconds": 60, "factor": 2.0}
+    assert [backoff_delay(n, backoff) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+def test_second_failure_waits(job: dict[str, Any]) -> None:
+    _running(job, attempt=2, failures=1)
+    result = plan(job, [pod(2, "Failed", exit_code=1)], NOW - timedelta(seconds=25))
+    # Failure 2 ended 08:59:30: relaunch at 08:59:50, the plan runs at 08:59:35.
+    assert not any(isinstance(a, CreatePod) for a in result.actions)
+    assert result.requeue_after == 15.0
+    assert _status(result)["conditions"][-1]["reason"] == "BackoffAfterFailure"
+
+
+def test_backoff_limit_fails_the_job(job: dict[str, Any]) -> None:
+    _running(job, attempt=3, failures=2)
+    result = plan(job, [pod(3, "Failed", exit_code=1)], NOW)
+    status = _status(result)
+    assert status["phase"] == "Failed"
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert "failed 3 times, more than backoffLimit (2)" in failed["message"]
+    assert not any(isinstance(a, CreatePod) for a in result.actions)
+    assert any(isinstance(a, RemoveFinalizer) for a in result.actions)
+
+
+def test_resume_limit_fails_the_job(job: dict[str, Any]) -> None:
+    job["spec"]["maxResumptions"] = 1
+    _running(job, attempt=2, interruptions=1)
+    result = plan(job, [pod(2, "Failed", exit_code=143, deleting=True)], NOW)
+    status = _status(result)
+    assert status["phase"] == "Failed"
+    assert [c["reason"] for c in status["conditions"] if c["type"] == "Failed"] == [
+        "ResumeLimitExceeded"
+    ]
+
+
+def test_isolated_stop_counts_in_no_budget(job: dict[str, Any]) -> None:
+    _running(job)
+    job["status"]["checkpoint"] = {"attempt": 1, "stopReason": "Isolated", "steps": []}
+    result = plan(job, [pod(1, "Failed", exit_code=75)], NOW)
+    status = _status(result)
+    assert status["attempt"] == 2
+    assert "interruptions" not in status
+    assert "failures" not in status
+
+
+def test_not_replayable_fails_at_once(job: dict[str, Any]) -> None:
+    _running(job)
+    job["status"]["checkpoint"] = {
+        "attempt": 1,
+        "stopReason": "NotReplayable",
+        "error": {"message": "step send is not idempotent"},
+    }
+    status = _status(plan(job, [pod(1, "Failed", exit_code=1)], NOW))
+    assert status["phase"] == "Failed"
+    assert status.get("failures", 0) == 0
+
+
+def test_success_completes(job: dict[str, Any]) -> None:
+    _running(job)
+    result = plan(job, [pod(1, "Succeeded", exit_code=0)], NOW)
+    status = _status(result)
+    assert status["phase"] == "Succeeded"
+    assert status["completionTime"] == "2026-11-27T09:00:00Z"
+    assert [c["type"] for c in status["conditions"] if c["status"] == "True"] == ["Complete"]
+
+
+def test_a_missing_pod_of_a_running_attempt_is_created_again_same_attempt(
+    job: dict[str, Any],
+) -> None:
+    _running(job)
+    result = plan(job, [], NOW)
+    creates = [a for a in result.actions if isinstance(a, CreatePod)]
+    assert [a.manifest["metadata"]["name"] for a in creates] == ["report-1"]
+    assert "attempt" not in _status(result)
+
+
+def test_stray_pod_of_an_older_attempt_is_stopped_and_released(job: dict[str, Any]) -> None:
+    _running(job, attempt=2)
+    result = plan(job, [pod(1), pod(2)], NOW)
+    deletes = [a for a in result.actions if isinstance(a, DeletePod)]
+    assert [d.name for d in deletes] == ["report-1"]
+    done = plan(job, [pod(1, "Failed", exit_code=143), pod(2)], NOW)
+    assert [a.name for a in done.actions if isinstance(a, RemoveFinalizer)] == ["report-1"]
+
+
+def test_pod_creation_refused_is_retried_after_a_while(job: dict[str, Any]) -> None:
+    _running(
+        job,
+        conditions=[
+            {
+                "type": "PodCreateFailed",
+                "status": "True",
+                "reason": "Forbidden",
+                "message": "quota",
+                "lastTransitionTime": "2026-11-27T08:59:55Z",
+            }
+        ],
+    )
+    waiting = plan(job, [], NOW)
+    assert not any(isinstance(a, CreatePod) for a in waiting.actions)
+    assert waiting.requeue_after == 5.0
+    later = plan(job, [], NOW + timedelta(seconds=6))
+    assert any(isinstance(a, CreatePod) for a in later.actions)
+
+
+def test_orphaned_pods_are_released() -> None:
+    result = plan_orphans([pod(1, "Failed", exit_code=143), pod(2, finalizer=False)])
+    assert [a.name for a in result.actions if isinstance(a, RemoveFinalizer)] == ["report-1"]
+
+
+def test_history_keeps_the_last_twenty(job: dict[str, Any]) -> None:
+    _running(job, attempt=20)
+    job["status"]["attempts"] = [
+        {"attempt": n, "podName": f"report-{n}", "outcome": "Interrupted"} for n in range(1, 20)
+    ] + [{"attempt": 20, "podName": "report-20", "outcome": "Running"}]
+    status = _status(plan(job, [pod(20, "Failed", exit_code=75)], NOW))
+    assert len(status["attempts"]) == 20
+    assert status["attempts"][0]["attempt"] == 2
+    assert status["attempts"][-1] == {
+        "attempt": 21,
+        "podName": "report-21",
+        "startTime": "2026-11-27T09:00:00Z",
+        "outcome": "Running",
+    }
