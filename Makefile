@@ -55,7 +55,7 @@ e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no 
 	$(BIN)/pytest tests/e2e/local
 
 .PHONY: e2e
-e2e: $(STAMP) k8s-bin ## All end-to-end tests; pytest starts (and stops) one local cluster for them.
+e2e: $(STAMP) k8s-bin prometheus-bin ## All end-to-end tests; pytest starts (and stops) one local cluster for them.
 	$(BIN)/pytest tests/e2e
 
 .PHONY: test
@@ -66,6 +66,10 @@ test: lint verify unit e2e ## Everything CI runs: lint, verify, unit and end-to-
 .PHONY: k8s-bin
 k8s-bin: ## Build the pinned Kubernetes, etcd and helm binaries into ~/.cache/continuable (once).
 	bash tests/cluster/build_binaries.sh >/dev/null
+
+.PHONY: prometheus-bin
+prometheus-bin: ## Build the pinned Prometheus server and promtool into ~/.cache/continuable (once).
+	bash tests/cluster/build_prometheus.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: $(STAMP) k8s-bin ## Start a long-lived local cluster with a process node; prints its kubeconfig.

@@ -32,6 +32,7 @@ WAITING_FOR_BACKOFF: Final = "BackoffAfterFailure"
 POD_DELETED: Final = "PodDeleted"
 SDK_INTERRUPTED: Final = "Interrupted"
 ISOLATED: Final = "IsolatedStep"
+INVALID_POD_TEMPLATE: Final = "InvalidPodTemplate"
 
 
 def find(conditions: Sequence[Condition], kind: str) -> Condition | None:

@@ -144,6 +144,23 @@ def plan(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetim
     return _Planner(job, pods, now).run()
 
 
+def plan_create_failure(job: Mapping[str, Any], status: int, message: str, now: datetime) -> Plan:
+    """The API server refused the attempt's pod: say why in a condition, and either retry later
+    or, for a template it calls invalid (which only a spec change can fix), fail the job."""
+    planner = _Planner(job, [], now)
+    if "exceeded quota" in message:
+        reason = "ExceededQuota"
+    else:
+        reason = {403: "Forbidden", 422: "Invalid", 400: "BadRequest"}.get(status, "Refused")
+    planner._condition(c.POD_CREATE_FAILED, True, reason, message)
+    if status == 422:
+        planner._fail(c.INVALID_POD_TEMPLATE, f"the API server refused the pod: {message}")
+    else:
+        planner._emit("Warning", c.POD_CREATE_FAILED, f"creating the pod failed: {message}")
+        planner.result.requeue_after = POD_CREATE_RETRY_SECONDS
+    return planner._done()
+
+
 class _Planner:
     def __init__(
         self, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
@@ -237,6 +254,9 @@ class _Planner:
         running = (pod.get("status") or {}).get("phase") == "Running"
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
         if running and not deleting:
+            if self.draft.get("phase") != "Running":
+                node = (pod.get("spec") or {}).get("nodeName")
+                self._emit("Normal", "Running", f"pod {pod['metadata']['name']} runs on {node}")
             self.draft["phase"] = "Running"
             self._condition(
                 c.RUNNING, True, c.POD_RUNNING, f"pod {pod['metadata']['name']} is running"
@@ -276,7 +296,8 @@ class _Planner:
 
     def _close_record(self, record: dict[str, Any], ending: Ending, outcome: str) -> None:
         record.update(outcome=outcome, reason=ending.reason, message=ending.message[:4096])
-        record["endTime"] = ending.finished_at or self.stamp
+        finished = parse_time(ending.finished_at)
+        record["endTime"] = timestamp(finished) if finished else self.stamp
         if ending.exit_code is not None:
             record["exitCode"] = ending.exit_code
 

@@ -107,7 +107,7 @@ def spawn(
     return proc, ProcessRecord(name=name, pid=proc.pid, executable=str(argv[0]), start_ticks=ticks)
 
 
-def _signal_group(record: ProcessRecord, sig: signal.Signals) -> None:
+def signal_group(record: ProcessRecord, sig: signal.Signals) -> None:
     # A recorded pid of 0 or 1 would signal our own group or init: never.
     if record.pid <= 1 or not is_running(record):
         return
@@ -130,7 +130,7 @@ def stop(
 ) -> None:
     """SIGTERM the process group, SIGKILL after `grace` seconds; reap it when it is our child."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        _signal_group(record, sig)
+        signal_group(record, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:

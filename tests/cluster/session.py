@@ -68,15 +68,17 @@ def open_cluster(crds: Path | None = None) -> Iterator[Cluster]:
         yield _with_crds(Cluster(cp.kubeconfig, kubectl, cp), folder)
 
 
-def namespace_name(hint: str) -> str:
+def namespace_name(hint: str, prefix: str = "e2e-") -> str:
     """A DNS-1123 label from a test name, unique per call."""
     base = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-") or "test"
-    return f"e2e-{base}-{secrets.token_hex(3)}"
+    return f"{prefix}{base}-{secrets.token_hex(3)}"
 
 
 @contextmanager
-def temporary_namespace(kubectl: Kubectl, hint: str, timeout: float = 60.0) -> Iterator[str]:
-    name = namespace_name(hint)
+def temporary_namespace(
+    kubectl: Kubectl, hint: str, timeout: float = 60.0, prefix: str = "e2e-"
+) -> Iterator[str]:
+    name = namespace_name(hint, prefix)
     kubectl.retrying("create", "namespace", name, timeout=timeout)
     try:
         kubectl("label", "namespace", name, f"{E2E_LABEL}=true")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,7 @@ def cluster() -> Iterator[Cluster]:
         pytest.fail(str(err), pytrace=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
     """The cluster, once the CRDs in crds/ were accepted; fails with the apiserver's reason."""
     if cluster.crd_error is not None:
@@ -52,3 +54,12 @@ def process_node(cluster: Cluster) -> Iterator[str | None]:
         return
     with ProcessNodes(cluster.control_plane, [NodeConfig(name="e2e-node")]) as nodes:
         yield next(iter(nodes.agents))
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A folder the pods' processes can write their evidence into (they may run as anyone)."""
+    with tempfile.TemporaryDirectory(prefix="continuable-e2e-") as folder:
+        path = Path(folder)
+        path.chmod(0o777)
+        yield path

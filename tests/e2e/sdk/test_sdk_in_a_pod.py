@@ -12,8 +12,9 @@ import pytest
 
 from tests.cluster.session import Cluster
 from tests.cluster.waiting import wait_for
+from tests.e2e.jobs import THREE_STEPS, exit_code
 
-from .conftest import THREE_STEPS, JobHarness
+from .conftest import JobHarness
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ PYTHON = [sys.executable]
 
 
 def test_deleted_pod_resumes_in_the_next_attempt_with_every_item_once(harness: JobHarness) -> None:
-    harness.create([*PYTHON, THREE_STEPS], ITEM_SECONDS="0.004")
+    harness.create([*PYTHON, THREE_STEPS], env={"ITEM_SECONDS": "0.004"})
     harness.launch(1)
     harness.wait_items(500)
     harness.delete_pod(1)
@@ -53,13 +54,13 @@ def test_deleted_pod_resumes_in_the_next_attempt_with_every_item_once(harness: J
 
 
 def test_a_zombie_is_fenced_out_and_the_new_attempt_stays_intact(harness: JobHarness) -> None:
-    harness.create([*PYTHON, THREE_STEPS], ITEM_SECONDS="0.004")
+    harness.create([*PYTHON, THREE_STEPS], env={"ITEM_SECONDS": "0.004"})
     harness.launch(1)
     harness.wait_items(300)
     # Attempt 2 starts while the pod of attempt 1 still runs (a partitioned node, say).
     harness.launch(2)
     zombie = harness.wait_pod(1, "Succeeded", "Failed", timeout=30)
-    assert harness.exit_code(zombie) == 75
+    assert exit_code(zombie) == 75
     winner = harness.wait_pod(2, "Succeeded", "Failed", timeout=90)
     assert winner["status"]["phase"] == "Succeeded"
     final = harness.checkpoint()
@@ -71,7 +72,7 @@ def test_a_zombie_is_fenced_out_and_the_new_attempt_stays_intact(harness: JobHar
 def test_the_job_carries_on_through_an_apiserver_restart(
     harness: JobHarness, local_cluster: Cluster
 ) -> None:
-    harness.create([*PYTHON, THREE_STEPS], ITEM_SECONDS="0.006")
+    harness.create([*PYTHON, THREE_STEPS], env={"ITEM_SECONDS": "0.006"})
     harness.launch(1)
     harness.wait_items(200)
     assert local_cluster.control_plane is not None
@@ -91,7 +92,7 @@ def test_a_pod_can_reach_its_own_job_only(harness: JobHarness, namespace: str) -
     other = JobHarness.__new__(JobHarness)
     other.__dict__.update(harness.__dict__, name=f"{harness.name}-other")
     other.create(["true"])
-    harness.create([*PYTHON, "tests/e2e/sdk/jobs/peek.py"], OTHER_JOB=other.name)
+    harness.create([*PYTHON, "tests/e2e/sdk/jobs/peek.py"], env={"OTHER_JOB": other.name})
     harness.launch(1)
     harness.wait_pod(1, "Succeeded", "Failed", timeout=60)
     verdicts = wait_for(

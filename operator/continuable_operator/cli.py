@@ -1,0 +1,116 @@
+"""`continuable-operator`: runs the operator (kopf) with its health endpoints.
+
+In a pod it uses the pod's service account; elsewhere $KUBECONFIG, as kubectl does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from .cluster import ClusterApi
+from .handlers import build_registry, settings
+from .reconciling import Reconciler
+from .serving import serve_health
+
+log = logging.getLogger("continuable_operator")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="continuable-operator", description=__doc__)
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable); all namespaces when omitted",
+    )
+    parser.add_argument(
+        "--bind-address",
+        default="0.0.0.0",
+        help="address of the health and metrics endpoints (default 0.0.0.0)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=8080, help="serves /metrics")
+    parser.add_argument("--health-port", type=int, default=8081, help="serves /healthz and /readyz")
+    parser.add_argument(
+        "--peering",
+        default=None,
+        metavar="NAME",
+        help="kopf peering name, for more than one replica; standalone if omitted",
+    )
+    parser.add_argument("--qps", type=float, default=20.0, help="API requests per second")
+    parser.add_argument("--burst", type=int, default=30, help="API request burst")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    # kopf's per-object chatter goes to DEBUG; its warnings still show.
+    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+
+
+def _load_credentials() -> None:
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+async def _run(args: argparse.Namespace) -> None:
+    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst))
+    ready = asyncio.Event()
+    health = await serve_health(args.bind_address, args.health_port, ready)
+    log.info("health endpoints on %s:%d", args.bind_address, args.health_port)
+    try:
+        await kopf.operator(
+            registry=build_registry(reconciler),
+            settings=settings(),
+            standalone=args.peering is None,
+            peering_name=args.peering,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            ready_flag=ready,
+        )
+    finally:
+        reconciler.stop()
+        await health.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _configure_logging(args)
+    _load_credentials()
+    asyncio.run(_run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
