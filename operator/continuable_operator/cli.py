@@ -9,12 +9,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import socket
 import sys
+import threading
 from collections.abc import Sequence
 
 import kopf
 
 from .cluster import ClusterApi
+from .electing import LeaseElector
 from .handlers import build_registry, settings
 from .reconciling import Reconciler
 from .serving import serve_health
@@ -43,6 +47,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="NAME",
         help="kopf peering name, for more than one replica; standalone if omitted",
+    )
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="act only while holding a Lease (for more than one replica)",
+    )
+    parser.add_argument("--lease-name", default="continuable-operator")
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
     )
     parser.add_argument("--qps", type=float, default=20.0, help="API requests per second")
     parser.add_argument("--burst", type=int, default=30, help="API request burst")
@@ -86,9 +101,19 @@ def _load_credentials() -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst))
-    ready = asyncio.Event()
-    health = await serve_health(args.bind_address, args.health_port, ready)
+    ready, standby = asyncio.Event(), asyncio.Event()
+    health = await serve_health(args.bind_address, args.health_port, ready, standby)
     log.info("health endpoints on %s:%d", args.bind_address, args.health_port)
+    stop = threading.Event()
+    if args.leader_elect:
+        elector = LeaseElector(
+            args.lease_namespace, args.lease_name, f"{socket.gethostname()}-{os.getpid()}"
+        )
+        standby.set()
+        if not await asyncio.to_thread(elector.acquire, stop):
+            return
+        standby.clear()
+        elector.keep(_exit_on_lost_lease, stop)
     try:
         await kopf.operator(
             registry=build_registry(reconciler),
@@ -100,8 +125,15 @@ async def _run(args: argparse.Namespace) -> None:
             ready_flag=ready,
         )
     finally:
+        stop.set()
         reconciler.stop()
         await health.cleanup()
+
+
+def _exit_on_lost_lease() -> None:
+    # Another replica may lead by now: stop acting at once; the pod restarts as a follower.
+    logging.shutdown()
+    os._exit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
