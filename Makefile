@@ -87,6 +87,7 @@ cluster-status: $(STAMP) ## Say whether the local cluster is up.
 bench: $(STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests).
 	$(BIN)/python bench/sdk.py
 	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
+	PYTHONPATH=. $(BIN)/python bench/operator_load.py
 
 .PHONY: clean
 clean: ## Remove .venv and caches (the Kubernetes binaries in ~/.cache stay).

@@ -23,6 +23,13 @@ JOB_LABEL: Final = f"{GROUP}/job"
 ATTEMPT_LABEL: Final = f"{GROUP}/attempt"
 TEMPLATE_HASH_ANNOTATION: Final = f"{GROUP}/template-hash"
 RESTART_FROM_STEP_ANNOTATION: Final = f"{GROUP}/restart-from-step"
+# Makes a repeated request for the same step a new request.
+RESTART_NONCE_ANNOTATION: Final = f"{GROUP}/restart-nonce"
+# The value of restart-from-step that means: from the first step.
+RESTART_FROM_FIRST_STEP: Final = "*"
+# The pod condition (the one the Eviction API and the scheduler use) stamped before a pod is
+# stopped on purpose, so every termination has a recorded reason.
+DISRUPTION_TARGET: Final = "DisruptionTarget"
 
 ENV_JOB: Final = "CONTINUABLE_JOB"
 ENV_NAMESPACE: Final = "CONTINUABLE_NAMESPACE"

@@ -1,0 +1,188 @@
+"""Operator benchmarks on the local control plane, printed as a table; run by `make bench`.
+
+- relaunch latency: from an interrupted pod observed terminal to its replacement observed
+  Running, over 20 interruptions of one job (side by side: the pod's own start latency);
+- the operator's CPU and memory while 100 jobs each checkpoint every second, against the
+  operator idle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+from tests.cluster.operating import OperatorProcess
+from tests.cluster.processnode import NodeConfig, ProcessNodes
+from tests.cluster.session import open_cluster, temporary_namespace
+from tests.cluster.waiting import wait_for
+from tests.e2e.jobs import job_manifest
+
+INTERRUPTIONS = 20
+JOBS = 100
+TICKS = "bench/jobs/ticker.py"
+
+
+class PodClock:
+    """When each pod was first seen Running and first seen terminal, from a watch."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
+        self.running: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+        self.created: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(core, namespace), daemon=True)
+        self._thread.start()
+
+    def _watch(self, core: client.CoreV1Api, namespace: str) -> None:
+        while not self._stop.is_set():
+            for event in watch.Watch().stream(
+                core.list_namespaced_pod, namespace, timeout_seconds=5
+            ):
+                pod = event["object"]
+                name, phase, now = pod.metadata.name, pod.status.phase, time.monotonic()
+                self.created.setdefault(name, now)
+                if phase == "Running":
+                    self.running.setdefault(name, now)
+                if phase in ("Succeeded", "Failed"):
+                    self.ended.setdefault(name, now)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _usage(pid: int, seconds: float) -> tuple[float, float]:
+    began, cpu = time.monotonic(), _cpu_seconds(pid)
+    time.sleep(seconds)
+    return (_cpu_seconds(pid) - cpu) / (time.monotonic() - began) * 100, _rss_mib(pid)
+
+
+def bench_relaunch(
+    kubectl: Any, core: client.CoreV1Api, namespace: str, folder: Path
+) -> tuple[list[float], list[float]]:
+    manifest = job_manifest(
+        "relaunch",
+        namespace,
+        [sys.executable, TICKS],
+        {"TICK_SECONDS": "600", "EVENTS": str(folder / "events")},
+    )
+    clock = PodClock(core, namespace)
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    relaunch, start = [], []
+    for attempt in range(1, INTERRUPTIONS + 1):
+        pod, nxt = f"relaunch-{attempt}", f"relaunch-{attempt + 1}"
+        wait_for(lambda p=pod: p in clock.running, timeout=60, what=f"{pod} running")
+        kubectl("delete", "pod", pod, "-n", namespace, "--wait=false")
+        wait_for(lambda p=nxt: p in clock.running, timeout=60, what=f"{nxt} running")
+        relaunch.append(clock.running[nxt] - clock.ended[pod])
+        start.append(clock.running[nxt] - clock.created[nxt])
+    clock.stop()
+    kubectl("delete", "cjob", "relaunch", "-n", namespace, "--wait=false")
+    return relaunch, start
+
+
+def bench_load(
+    kubectl: Any, operator: OperatorProcess, namespace: str
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    assert operator.record is not None
+    idle = _usage(operator.record.pid, 10)
+    for index in range(JOBS):
+        manifest = job_manifest(
+            f"tick-{index}", namespace, [sys.executable, TICKS], {"TICK_SECONDS": "120"}
+        )
+        kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    wait_for(
+        lambda: (
+            kubectl(
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "--field-selector=status.phase=Running",
+                "-o",
+                "name",
+            ).count("pod/")
+            >= JOBS
+        ),
+        timeout=240,
+        what=f"{JOBS} job pods running",
+        interval=2,
+    )
+    loaded = _usage(operator.record.pid, 30)
+    return idle, loaded
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def main() -> None:
+    with open_cluster() as cluster, tempfile.TemporaryDirectory() as folder:
+        assert cluster.control_plane is not None, "the benchmark starts its own cluster"
+        nodes = ProcessNodes(
+            cluster.control_plane, [NodeConfig(name="bench-node", cpu="200", pods="250")]
+        )
+        with (
+            nodes,
+            OperatorProcess(
+                cluster.kubeconfig, Path(folder) / "operator.log", namespaces=["op-*"]
+            ) as operator,
+        ):
+            core = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+            with temporary_namespace(cluster.kubectl, "relaunch", prefix="op-") as namespace:
+                relaunch, start = bench_relaunch(cluster.kubectl, core, namespace, Path(folder))
+            with temporary_namespace(cluster.kubectl, "load", prefix="op-") as namespace:
+                (idle_cpu, idle_rss), (cpu, rss) = bench_load(cluster.kubectl, operator, namespace)
+                cluster.kubectl("delete", "cjob", "--all", "-n", namespace, "--wait=false")
+    p50, p99 = statistics.median(relaunch), _percentile(relaunch, 0.99)
+    s50, s99 = statistics.median(start), _percentile(start, 0.99)
+    rows = [
+        ("benchmark", "measured", "baseline", "ratio"),
+        (
+            f"relaunch latency p50 ({INTERRUPTIONS} interruptions)",
+            f"{p50:.2f} s",
+            f"{s50:.2f} s (pod created -> Running)",
+            f"{p50 / s50:.2f}x",
+        ),
+        ("relaunch latency p99", f"{p99:.2f} s", f"{s99:.2f} s", f"{p99 / s99:.2f}x"),
+        (
+            f"operator CPU, {JOBS} jobs checkpointing every 1 s",
+            f"{cpu:.1f} %",
+            f"{idle_cpu:.1f} % (idle)",
+            f"{cpu / max(idle_cpu, 0.1):.1f}x",
+        ),
+        (
+            f"operator RSS, {JOBS} jobs",
+            f"{rss:.0f} MiB",
+            f"{idle_rss:.0f} MiB (idle)",
+            f"{rss / idle_rss:.2f}x",
+        ),
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

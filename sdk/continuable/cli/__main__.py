@@ -1,0 +1,5 @@
+"""`python -m continuable.cli`."""
+
+from continuable.cli.app import main
+
+main()
