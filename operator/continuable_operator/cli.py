@@ -20,6 +20,7 @@ import kopf
 from .cluster import ClusterApi
 from .electing import LeaseElector
 from .handlers import build_registry, settings
+from .metrics import OperatorMetrics
 from .reconciling import Reconciler
 from .serving import serve_health
 
@@ -100,7 +101,10 @@ def _load_credentials() -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst))
+    metrics = OperatorMetrics()
+    metrics.serve(args.bind_address, args.metrics_port)
+    log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
+    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), metrics=metrics)
     ready, standby = asyncio.Event(), asyncio.Event()
     health = await serve_health(args.bind_address, args.health_port, ready, standby)
     log.info("health endpoints on %s:%d", args.bind_address, args.health_port)

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from continuable.names import GROUP, JOB_LABEL, PLURAL, TRACKING_FINALIZER, VERSION
+from continuable.backends.kubernetes import result_key
+from continuable.names import (
+    GROUP,
+    JOB_LABEL,
+    PLURAL,
+    TRACKING_FINALIZER,
+    VERSION,
+    results_config_map,
+)
 
 from .throttling import TokenBucket
 
@@ -123,6 +131,19 @@ class ClusterApi:
                 _request_timeout=TIMEOUT,
             )
         )
+
+    def drop_results(self, namespace: str, job: str, steps: tuple[str, ...]) -> None:
+        """Remove these steps' results from the job's results ConfigMap."""
+        body = {"data": {result_key(step): None for step in steps}}
+        try:
+            self._call(
+                lambda: self._core.patch_namespaced_config_map(
+                    results_config_map(job), namespace, body, _content_type=MERGE_PATCH
+                )
+            )
+        except ApiError as err:
+            if err.status != 404:
+                raise
 
     # Pods.
 

@@ -33,6 +33,10 @@ POD_DELETED: Final = "PodDeleted"
 SDK_INTERRUPTED: Final = "Interrupted"
 ISOLATED: Final = "IsolatedStep"
 INVALID_POD_TEMPLATE: Final = "InvalidPodTemplate"
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+SUSPENDED_BY_USER: Final = "Suspended"
+TEMPLATE_CHANGED: Final = "TemplateChanged"
+RESTART_REQUESTED: Final = "RestartRequested"
 
 
 def find(conditions: Sequence[Condition], kind: str) -> Condition | None:

@@ -11,7 +11,7 @@ kopf keeps its bookkeeping in annotations under its own prefix, never in the use
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -49,11 +49,7 @@ def _pod_matters(event: Mapping[str, Any]) -> bool:
     )
 
 
-def build_registry(
-    reconciler: Reconciler,
-    *,
-    observe_job: Callable[[Mapping[str, Any]], None] = lambda body: None,
-) -> kopf.OperatorRegistry:
+def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -76,8 +72,8 @@ def build_registry(
             reconcile_job(namespace, name)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def job_observed(body: Mapping[str, Any], **_: Any) -> None:
-        observe_job(body)
+    def job_observed(body: Mapping[str, Any], type: str | None, **_: Any) -> None:
+        reconciler.metrics.observe_job(body, type)
 
     @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
     def pod_changed(

@@ -19,11 +19,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from continuable.names import ATTEMPT_HISTORY_LENGTH, ATTEMPT_LABEL, TRACKING_FINALIZER, pod_name
+from continuable.names import (
+    ATTEMPT_HISTORY_LENGTH,
+    ATTEMPT_LABEL,
+    RESTART_FROM_FIRST_STEP,
+    RESTART_FROM_STEP_ANNOTATION,
+    TEMPLATE_HASH_ANNOTATION,
+    TRACKING_FINALIZER,
+    pod_name,
+)
 
 from . import conditions as c
 from .classifying import Ending, classify, is_terminal
-from .launching import build_pod, build_results_config_map
+from .launching import build_pod, build_results_config_map, template_hash
 from .permissions import (
     build_role,
     build_role_binding,
@@ -89,13 +97,40 @@ class RemoveFinalizer:
 
 
 @dataclass(frozen=True)
+class DeleteJob:
+    """ttlSecondsAfterFinished has passed: the job goes, and with it all it owns."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class ResetCheckpoint:
+    """Replace status.checkpoint (None: remove it), drop these steps' results, and clear the
+    restart request; fenced on the attempt like every checkpoint write."""
+
+    checkpoint: dict[str, Any] | None
+    dropped_steps: tuple[str, ...]
+    expected_attempt: int
+
+
+@dataclass(frozen=True)
 class Emit:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
 
 
-Action = PatchStatus | EnsureObject | CreatePod | DeletePod | RemoveFinalizer | Emit
+Action = (
+    PatchStatus
+    | EnsureObject
+    | CreatePod
+    | DeletePod
+    | RemoveFinalizer
+    | DeleteJob
+    | ResetCheckpoint
+    | Emit
+)
 
 
 @dataclass
@@ -184,6 +219,8 @@ class _Planner:
         self.stamp = timestamp(now)
         self.pods = {attempt_of(p): p for p in pods}
         self.result = Plan()
+        annotations = job["metadata"].get("annotations") or {}
+        self.restart_from: str | None = annotations.get(RESTART_FROM_STEP_ANNOTATION)
         self.events: list[Action] = []
 
     # Entry point.
@@ -193,26 +230,143 @@ class _Planner:
             return self.result
         attempt = int(self.draft["attempt"])
         self._tidy_older_pods(attempt)
-        if self.draft.get("phase") in ("Succeeded", "Failed"):
-            self._settle_finished(attempt)
-            return self._done()
-        if attempt == 0:
-            return self._launch()
         pod = self.pods.get(attempt)
-        record = self._record(attempt)
-        if pod is None:
-            if record is None or record.get("outcome") == "Running":
-                return self._create_current_pod(attempt)
-        elif not is_terminal(pod):
-            self._observe_live(pod)
+        finished = self.draft.get("phase") in ("Succeeded", "Failed")
+        if finished and not (self.restart_from is not None and self._no_live_pod(pod)):
+            self._settle_finished(attempt)
+            self._flush()
+            self._expire_when_due()
             return self._done()
-        else:
-            if record is None or record.get("outcome") == "Running":
-                self._record_ending(attempt, pod)
+        if not finished and self._past_deadline():
+            self._fail(c.DEADLINE_EXCEEDED, self._deadline_message())
+            self._settle_finished(attempt, (c.DEADLINE_EXCEEDED, self._deadline_message()))
+            return self._done()
+        if pod is not None and not is_terminal(pod):
+            self._stop_if_asked(pod)
+            self._observe_live(pod)
+            self._requeue_at_deadline()
+            return self._done()
+        record = self._record(attempt)
+        if pod is not None and (record is None or record.get("outcome") == "Running"):
+            self._record_ending(attempt, pod)
+        if pod is not None:
             self._flush()
             if has_finalizer(pod):
                 self._act(RemoveFinalizer(pod["metadata"]["name"], _uid(pod)))
+        if self.restart_from is not None:
+            self._restart()
+            return self._suspend() if self.spec.get("suspend") else self._launch()
+        if attempt > 0 and pod is None and (record is None or record.get("outcome") == "Running"):
+            if self.spec.get("suspend"):
+                return self._suspend()
+            return self._create_current_pod(attempt)
+        if self.draft.get("phase") in ("Succeeded", "Failed"):
+            return self._done()
+        if self.spec.get("suspend"):
+            return self._suspend()
         return self._after_ending(attempt)
+
+    # Lifecycle asked for in the spec: suspend, rollout, restart, deadline, TTL.
+
+    @staticmethod
+    def _no_live_pod(pod: Mapping[str, Any] | None) -> bool:
+        return pod is None or is_terminal(pod)
+
+    def _stop_if_asked(self, pod: Mapping[str, Any]) -> None:
+        """Stop a running pod gracefully when the spec asks for it; the stamp says why."""
+        if pod["metadata"].get("deletionTimestamp"):
+            return
+        name = pod["metadata"]["name"]
+        why: tuple[str, str] | None = None
+        if self.spec.get("suspend"):
+            why = (c.SUSPENDED_BY_USER, "the job was suspended (spec.suspend)")
+        elif self.restart_from is not None:
+            why = (c.RESTART_REQUESTED, f"a restart from step {self.restart_from} was requested")
+        elif self._template_changed(pod):
+            why = (c.TEMPLATE_CHANGED, "the pod template changed; resuming on the new one")
+        if why is not None:
+            self._act(DeletePod(name, _uid(pod), why))
+            self._emit("Normal", why[0], f"stopping pod {name}: {why[1]}")
+
+    def _template_changed(self, pod: Mapping[str, Any]) -> bool:
+        if self.spec.get("restartPolicyOnTemplateChange", "Resume") != "Resume":
+            return False
+        annotations = pod["metadata"].get("annotations") or {}
+        running = annotations.get(TEMPLATE_HASH_ANNOTATION)
+        return running is not None and running != template_hash(self.spec["template"])
+
+    def _suspend(self) -> Plan:
+        self.draft["phase"] = "Suspended"
+        if not c.is_true(self.draft["conditions"], c.SUSPENDED):
+            self._condition(c.SUSPENDED, True, c.SUSPENDED_BY_USER, "spec.suspend is true")
+            self._condition(c.RUNNING, False, c.SUSPENDED_BY_USER, "the job is suspended")
+            self._emit("Normal", c.SUSPENDED_BY_USER, "the job is suspended")
+        return self._done()
+
+    def _past_deadline(self) -> bool:
+        remaining = self._deadline_remaining()
+        return remaining is not None and remaining <= 0
+
+    def _deadline_remaining(self) -> float | None:
+        deadline = self.spec.get("activeDeadlineSeconds")
+        started = parse_time(self.draft.get("startTime"))
+        if deadline is None or started is None:
+            return None
+        return (started + timedelta(seconds=int(deadline)) - self.now).total_seconds()
+
+    def _deadline_message(self) -> str:
+        deadline = self.spec.get("activeDeadlineSeconds")
+        return f"the job ran longer than activeDeadlineSeconds ({deadline} s)"
+
+    def _requeue_at_deadline(self) -> None:
+        remaining = self._deadline_remaining()
+        if remaining is not None:
+            self._requeue(remaining)
+
+    def _requeue(self, seconds: float) -> None:
+        current = self.result.requeue_after
+        self.result.requeue_after = seconds if current is None else min(current, seconds)
+
+    def _expire_when_due(self) -> None:
+        ttl = self.spec.get("ttlSecondsAfterFinished")
+        finished = parse_time(self.draft.get("completionTime"))
+        if ttl is None or finished is None:
+            return
+        if any(not is_terminal(p) for p in self.pods.values()):
+            return
+        remaining = (finished + timedelta(seconds=int(ttl)) - self.now).total_seconds()
+        if remaining > 0:
+            self._requeue(remaining)
+            return
+        metadata = self.job["metadata"]
+        self._act(DeleteJob(metadata["name"], str(metadata["uid"])))
+
+    def _restart(self) -> None:
+        """A person asked to run the job again from a step: reset the checkpoint from that step
+        on (the operator's one write to it), drop those steps' results, and go on."""
+        steps = self.checkpoint.get("steps") or []
+        names = [s.get("name") for s in steps]
+        start = self.restart_from
+        keep = 0 if start == RESTART_FROM_FIRST_STEP or start not in names else names.index(start)
+        dropped = [n for n in names[keep:] if n]
+        kept = steps[:keep]
+        checkpoint = {"steps": kept, "attempt": self.checkpoint.get("attempt")} if kept else None
+        self._flush()
+        self._act(ResetCheckpoint(checkpoint, tuple(dropped), int(self.draft["attempt"])))
+        self.checkpoint = checkpoint or {}
+        if self.draft.get("phase") in ("Succeeded", "Failed"):
+            self.draft["completionTime"] = None
+            for kind in (c.COMPLETE, c.FAILED):
+                if c.is_true(self.draft["conditions"], kind):
+                    self._condition(kind, False, c.RESTART_REQUESTED, "restarted")
+        self.draft["failures"] = 0
+        self.draft["phase"] = "Pending"
+        where = "the first step" if keep == 0 else f"step {start}"
+        self._emit(
+            "Normal",
+            c.RESTART_REQUESTED,
+            f"restarting from {where}; dropped: {', '.join(dropped) or 'nothing'}",
+        )
 
     # Pods.
 
@@ -232,13 +386,16 @@ class _Planner:
                     )
                 )
 
-    def _settle_finished(self, attempt: int) -> None:
+    def _settle_finished(
+        self, attempt: int, why: tuple[str, str] = ("JobFinished", "the job has finished")
+    ) -> None:
+        """The job is over: stop its pod if one still runs, record how it ended, release it."""
         pod = self.pods.get(attempt)
         if pod is None:
             return
         if not is_terminal(pod):
             if not pod["metadata"].get("deletionTimestamp"):
-                self._act(DeletePod(pod["metadata"]["name"], _uid(pod), ("JobFinished", "done")))
+                self._act(DeletePod(pod["metadata"]["name"], _uid(pod), why))
             return
         record = self._record(attempt)
         if record is not None and record.get("outcome") == "Running":
@@ -261,8 +418,9 @@ class _Planner:
             self._condition(
                 c.RUNNING, True, c.POD_RUNNING, f"pod {pod['metadata']['name']} is running"
             )
-            if c.is_true(self.draft["conditions"], c.INTERRUPTED):
-                self._condition(c.INTERRUPTED, False, c.RESUMED, "a new attempt is running")
+            for kind in (c.INTERRUPTED, c.SUSPENDED):
+                if c.is_true(self.draft["conditions"], kind):
+                    self._condition(kind, False, c.RESUMED, "a new attempt is running")
         elif not running:
             self.draft["phase"] = "Pending"
             self._condition(
@@ -322,7 +480,9 @@ class _Planner:
             self._condition(c.RUNNING, False, c.COMPLETED, "the job completed")
             self._emit("Normal", c.COMPLETED, f"{where} completed the job")
         elif ending.kind in ("Interrupted", "Ignored"):
-            self.draft["interruptions"] += int(ending.kind == "Interrupted")
+            # A restart a person asked for is not an interruption of the job's budget.
+            counted = ending.kind == "Interrupted" and ending.reason != c.RESTART_REQUESTED
+            self.draft["interruptions"] += int(counted)
             limit = self.spec.get("maxResumptions")
             if limit is not None and self.draft["interruptions"] > limit:
                 self._fail(
@@ -442,7 +602,8 @@ class _Planner:
         """Queue a status write of what changed since the last one."""
         if self.generation is not None:
             self.draft["observedGeneration"] = self.generation
-        changed = {k: v for k, v in self.draft.items() if self.written.get(k) != v}
+        keys = [*self.draft, *(k for k in self.written if k not in self.draft)]
+        changed = {k: self.draft.get(k) for k in keys if self.written.get(k) != self.draft.get(k)}
         if not changed:
             return
         fence = None if self.first_write else self.written_attempt

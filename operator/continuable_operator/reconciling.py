@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from continuable.names import RESULTS_ATTEMPT_KEY
+from continuable.names import (
+    RESTART_FROM_STEP_ANNOTATION,
+    RESTART_NONCE_ANNOTATION,
+    RESULTS_ATTEMPT_KEY,
+)
 
 from . import planning
 from .cluster import ApiError, ClusterApi
+from .metrics import OperatorMetrics
 from .planning import (
     CreatePod,
+    DeleteJob,
     DeletePod,
     Emit,
     EnsureObject,
     PatchStatus,
     Plan,
     RemoveFinalizer,
+    ResetCheckpoint,
     timestamp,
 )
 
@@ -60,11 +68,11 @@ class Reconciler:
         api: ClusterApi,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        observe: Callable[[str, Mapping[str, Any]], None] = lambda kind, detail: None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.api = api
         self.clock = clock
-        self.observe = observe
+        self.metrics = metrics or OperatorMetrics()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._timers: dict[tuple[str, str], threading.Timer] = {}
@@ -73,13 +81,16 @@ class Reconciler:
         key = (namespace, name)
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
+        began = time.monotonic()
         try:
             with lock:
-                retry = self._reconcile(namespace, name)
+                retry = self._reconcile(namespace, name, began)
         except ApiError as err:
             log.warning("reconciling %s/%s failed: %s; retrying", namespace, name, err)
-            self.observe("error", {"namespace": namespace})
+            self.metrics.observe_reconcile(time.monotonic() - began, failed=True)
             retry = RETRY_SECONDS
+        else:
+            self.metrics.observe_reconcile(time.monotonic() - began, failed=False)
         if retry is not None:
             self.schedule(namespace, name, retry)
 
@@ -101,19 +112,20 @@ class Reconciler:
                 timer.cancel()
             self._timers.clear()
 
-    def _reconcile(self, namespace: str, name: str) -> float | None:
+    def _reconcile(self, namespace: str, name: str, began: float) -> float | None:
         job = self.api.get_job(namespace, name)
         pods = self.api.list_pods(namespace, name)
         now = self.clock()
         result = planning.plan_orphans(pods) if job is None else planning.plan(job, pods, now)
         try:
-            self._execute(job, pods, result)
+            self._execute(job, pods, result, began)
         except Stop as stop:
             return stop.retry_after
         return result.requeue_after
 
-    def _execute(self, job: Object | None, pods: list[Object], plan: Plan) -> None:
+    def _execute(self, job: Object | None, pods: list[Object], plan: Plan, began: float) -> None:
         by_name = {p["metadata"]["name"]: p for p in pods}
+        status: dict[str, Any] = dict((job or {}).get("status") or {})
         for action in plan.actions:
             if isinstance(action, RemoveFinalizer):
                 self._remove_finalizer(by_name[action.name])
@@ -129,13 +141,23 @@ class Reconciler:
                         log.info("%s/%s changed meanwhile (%s); replanning", namespace, name, err)
                         raise Stop(0.2) from err
                     raise
-                self.observe("status", {"job": job, "fields": action.fields})
+                self.metrics.observe_status(status, action.fields)
+                status.update(action.fields)
             elif isinstance(action, EnsureObject):
                 self._ensure(action.manifest)
             elif isinstance(action, CreatePod):
-                self._create_pod(job, action.manifest)
+                if self._create_pod(job, action.manifest, began):
+                    self.metrics.observe_launch(int(status.get("attempt") or 0), began)
             elif isinstance(action, DeletePod):
                 self._delete_pod(namespace, action)
+            elif isinstance(action, ResetCheckpoint):
+                self._reset_checkpoint(job, action)
+            elif isinstance(action, DeleteJob):
+                try:
+                    self.api.delete_job(namespace, action.name, action.uid)
+                except ApiError as err:
+                    if err.status not in (404, 409):
+                        raise
             elif isinstance(action, Emit):
                 try:
                     self.api.emit(job, action.type, action.reason, action.message)
@@ -143,6 +165,37 @@ class Reconciler:
                     log.warning(
                         "posting event %s on %s/%s failed: %s", action.reason, namespace, name, err
                     )
+
+    def _reset_checkpoint(self, job: Object, action: ResetCheckpoint) -> None:
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        ops: list[dict[str, Any]] = [
+            {"op": "test", "path": "/status/attempt", "value": action.expected_attempt}
+        ]
+        if action.checkpoint is not None:
+            ops.append({"op": "add", "path": "/status/checkpoint", "value": action.checkpoint})
+        elif (job.get("status") or {}).get("checkpoint") is not None:
+            ops.append({"op": "remove", "path": "/status/checkpoint"})
+        try:
+            self.api.patch_job_status(namespace, name, ops, json_patch=True)
+        except ApiError as err:
+            if err.status in (409, 422):
+                raise Stop(0.2) from err
+            raise
+        if action.dropped_steps:
+            self.api.drop_results(namespace, name, action.dropped_steps)
+        self.api.patch_job(
+            namespace,
+            name,
+            {
+                "metadata": {
+                    "annotations": {
+                        RESTART_FROM_STEP_ANNOTATION: None,
+                        RESTART_NONCE_ANNOTATION: None,
+                    }
+                }
+            },
+            json_patch=False,
+        )
 
     def _ensure(self, manifest: Object) -> None:
         try:
@@ -158,20 +211,21 @@ class Reconciler:
                 }
             self.api.merge(manifest)
 
-    def _create_pod(self, job: Object, manifest: Object) -> None:
+    def _create_pod(self, job: Object, manifest: Object, began: float) -> bool:
+        """Whether the pod was created now (False: it already existed)."""
         try:
             self.api.create(manifest)
         except ApiError as err:
             if err.status == 409:
-                return  # created by an earlier reconcile that did not live to see it
+                return False  # created by an earlier reconcile that did not live to see it
             log.warning("creating pod %s failed: %s", manifest["metadata"]["name"], err)
             fresh = self.api.get_job(job["metadata"]["namespace"], job["metadata"]["name"])
             if fresh is None:
                 raise Stop(None) from err
             failure = planning.plan_create_failure(fresh, err.status, err.message, self.clock())
-            self._execute(fresh, [], failure)
+            self._execute(fresh, [], failure, began)
             raise Stop(failure.requeue_after) from err
-        self.observe("launched", {"job": job, "pod": manifest})
+        return True
 
     def _delete_pod(self, namespace: str, action: DeletePod) -> None:
         try:

@@ -149,9 +149,11 @@ class Job:
         traceback: TracebackType | None,
     ) -> bool:
         try:
+            # The timer's writer stops first: a late write of its own must never replace the
+            # final checkpoint, which carries the stop reason the operator classifies by.
+            self._checkpointer.stop()
             self.outcome = self._end(exc)
         finally:
-            self._checkpointer.stop()
             self._restore_signal_handlers()
         if self.outcome.stop_reason is None:
             return False  # SystemExit, KeyboardInterrupt: the job's own way out, kept as is

@@ -13,6 +13,7 @@ from continuable_operator.planning import (
     PatchStatus,
     Plan,
     RemoveFinalizer,
+    ResetCheckpoint,
     backoff_delay,
     plan,
     plan_orphans,
@@ -35,6 +36,7 @@ def _kinds(result: Plan) -> list[str]:
 
 def _running(job: dict[str, Any], attempt: int = 1, **status: Any) -> dict[str, Any]:
     job["status"] = {
+        "observedGeneration": 1,
         "attempt": attempt,
         "phase": "Running",
         "interruptions": 0,
@@ -281,3 +283,99 @@ def test_history_keeps_the_last_twenty(job: dict[str, Any]) -> None:
         "startTime": "2026-11-27T09:00:00Z",
         "outcome": "Running",
     }
+
+
+def test_suspend_stops_the_running_pod_with_a_stamp(job: dict[str, Any]) -> None:
+    _running(job)
+    job["spec"]["suspend"] = True
+    result = plan(job, [pod(1)], NOW)
+    deletes = [a for a in result.actions if isinstance(a, DeletePod)]
+    assert [(d.name, d.disruption[0] if d.disruption else None) for d in deletes] == [
+        ("report-1", "Suspended")
+    ]
+
+
+def test_a_suspended_job_launches_nothing_until_resumed(job: dict[str, Any]) -> None:
+    job["spec"]["suspend"] = True
+    result = plan(job, [], NOW)
+    assert not any(isinstance(a, CreatePod) for a in result.actions)
+    assert _status(result)["phase"] == "Suspended"
+    job["status"] = {**_status(result)}
+    job["spec"]["suspend"] = False
+    assert any(isinstance(a, CreatePod) for a in plan(job, [], NOW).actions)
+
+
+def test_a_template_change_stops_the_pod_unless_ignored(job: dict[str, Any]) -> None:
+    _running(job)
+    stale = pod(1)
+    stale["metadata"]["annotations"] = {"continuable.dev/template-hash": "old"}
+    result = plan(job, [stale], NOW)
+    assert [d.disruption for d in result.actions if isinstance(d, DeletePod)] == [
+        ("TemplateChanged", "the pod template changed; resuming on the new one")
+    ]
+    job["spec"]["restartPolicyOnTemplateChange"] = "Ignore"
+    assert not any(isinstance(a, DeletePod) for a in plan(job, [stale], NOW).actions)
+
+
+def test_the_deadline_fails_the_job_and_stops_the_pod(job: dict[str, Any]) -> None:
+    job["spec"]["activeDeadlineSeconds"] = 60
+    _running(job, startTime="2026-11-27T08:58:00Z")
+    result = plan(job, [pod(1)], NOW)
+    status = _status(result)
+    assert status["phase"] == "Failed"
+    assert [
+        d.disruption[0] for d in result.actions if isinstance(d, DeletePod) and d.disruption
+    ] == ["DeadlineExceeded"]
+    job["status"]["startTime"] = "2026-11-27T08:59:30Z"
+    assert plan(job, [pod(1)], NOW).requeue_after == 30.0
+
+
+def test_ttl_deletes_a_finished_job_when_due(job: dict[str, Any]) -> None:
+    job["spec"]["ttlSecondsAfterFinished"] = 100
+    _running(job, phase="Succeeded", completionTime="2026-11-27T08:59:00Z")
+    job["status"]["attempts"][0]["outcome"] = "Succeeded"
+    done = pod(1, "Succeeded", exit_code=0, finalizer=False)
+    assert plan(job, [done], NOW).requeue_after == 40.0
+    later = plan(job, [done], NOW + timedelta(seconds=41))
+    assert [type(a).__name__ for a in later.actions] == ["DeleteJob"]
+
+
+def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str, Any]) -> None:
+    _running(
+        job,
+        phase="Failed",
+        failures=2,
+        completionTime="2026-11-27T08:59:00Z",
+        conditions=[
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "StepNotReplayable",
+                "message": "x",
+                "lastTransitionTime": "2026-11-27T08:59:00Z",
+            }
+        ],
+    )
+    job["status"]["attempts"][0]["outcome"] = "Failed"
+    job["status"]["checkpoint"] = {
+        "attempt": 1,
+        "steps": [
+            {"name": "a", "state": "Completed", "attempt": 1},
+            {"name": "b", "state": "Started", "attempt": 1, "cursor": 4},
+            {"name": "c", "state": "Completed", "attempt": 1},
+        ],
+    }
+    job["metadata"]["annotations"] = {"continuable.dev/restart-from-step": "b"}
+    result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
+    resets = [a for a in result.actions if isinstance(a, ResetCheckpoint)]
+    assert len(resets) == 1
+    assert resets[0].checkpoint == {
+        "steps": [{"name": "a", "state": "Completed", "attempt": 1}],
+        "attempt": 1,
+    }
+    assert resets[0].dropped_steps == ("b", "c")
+    status = _status(result)
+    assert status["attempt"] == 2
+    assert status["failures"] == 0
+    assert status["completionTime"] is None
+    assert any(isinstance(a, CreatePod) for a in result.actions)

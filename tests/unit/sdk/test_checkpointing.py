@@ -119,3 +119,24 @@ def test_exit_codes_of_the_process() -> None:
     with pytest.raises(SystemExit) as exited, Job(backend=MemoryBackend()) as job:
         job.step("boom", lambda: 1 / 0)
     assert exited.value.code == 1
+
+
+def test_the_final_checkpoint_is_the_last_write() -> None:
+    """The stop reason must survive: the timer's writer may not write after it."""
+    backend = Recording(Settings(interval_seconds=0.01))
+
+    def job_fn(job: Job) -> None:
+        job.step("first", lambda: None)
+        job.step("second", lambda: None, isolated=True)
+
+    for _ in range(20):
+        backend.checkpoint = None
+        with Job(backend=backend, exit_process=False, handle_signals=False) as job:
+            job_fn(job)
+        assert job.outcome is not None
+        if job.outcome.stop_reason == "Completed":
+            continue
+        assert backend.checkpoint is not None
+        assert backend.checkpoint["stopReason"] == "Isolated"
+        time.sleep(0.05)
+        assert backend.checkpoint["stopReason"] == "Isolated"

@@ -22,7 +22,7 @@ def record(line: str) -> None:
         events.write(f"{line} {time.monotonic():.6f}\n")
 
 
-record(f"attempt pid={os.getpid()}")
+record(f"attempt pid={os.getpid()} version={os.environ.get('JOB_VERSION', 'v1')}")
 
 with continuable.Job() as job:
 
