@@ -19,6 +19,12 @@ help: ## Show this help.
 		/^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
 		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
+##@ Getting started
+
+.PHONY: demo
+demo: $(STAMP) k8s-bin ## A local Kubernetes, the operator, two jobs interrupted and resumed.
+	PYTHONPATH=. $(BIN)/python examples/demo.py
+
 ##@ Development
 
 .PHONY: venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +143,21 @@ def test_the_valid_base_is_accepted_with_defaults(cluster: Cluster, namespace: s
         "resultsMaxBytes": 524288,
     }
     assert spec["restartPolicyOnTemplateChange"] == "Resume"
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*/job.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
+def test_every_example_is_accepted(cluster: Cluster, namespace: str, example: Path) -> None:
+    result = cluster.kubectl.run(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        str(example),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
