@@ -37,8 +37,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 .PHONY: crds
-crds: $(STAMP) ## Render crds/ from the pydantic models.
+crds: $(STAMP) ## Render crds/ (and the chart's copy) from the pydantic models.
 	$(BIN)/python -m continuable.api.crd > $(CRD)
+	cp $(CRD) charts/continuable-operator/crds/
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format), mypy --strict, import contracts.
@@ -51,6 +52,8 @@ lint: $(STAMP) ## ruff (lint and format), mypy --strict, import contracts.
 verify: $(STAMP) ## Fail when the committed CRD differs from what the models render.
 	@$(BIN)/python -m continuable.api.crd | diff -u $(CRD) - \
 		|| { echo "$(CRD) is stale: run 'make crds' and commit it"; exit 1; }
+	@cmp -s $(CRD) charts/continuable-operator/crds/$(notdir $(CRD)) \
+		|| { echo "charts/continuable-operator/crds/ is stale: run 'make crds' and commit it"; exit 1; }
 
 .PHONY: unit
 unit: $(STAMP) ## Unit tests (no cluster).

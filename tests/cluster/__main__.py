@@ -17,6 +17,7 @@ from . import crds, processes, state
 from .binaries import BinariesMissing
 from .controlplane import ControlPlane, ControlPlaneError
 from .kubectl import Kubectl, KubectlError
+from .operating import OperatorProcess
 from .probe import ClientTLS, is_ok
 from .waiting import WaitTimeout, wait_for
 
@@ -78,6 +79,21 @@ def _up(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     code = 0 if args.no_crds else _apply_crds(kubeconfig)
+    if code == 0 and not args.no_crds and not args.no_operator:
+        operator = OperatorProcess(
+            kubeconfig, cp.logs_dir / "operator.log", die_with_parent=False
+        ).start()
+        assert operator.record is not None
+        state.save(
+            state.ClusterState(
+                cp.server, kubeconfig, cp.work_dir, [*cp.processes, node, operator.record]
+            )
+        )
+        print(
+            f"operator from the working tree: metrics {operator.metrics_url}, "
+            f"log {operator.log_path}",
+            file=sys.stderr,
+        )
     print(kubeconfig)
     return code
 
@@ -171,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the long-lived local cluster and apply crds/")
     up.add_argument("--no-crds", action="store_true", help="do not apply crds/*.yaml")
+    up.add_argument(
+        "--no-operator", action="store_true", help="do not run the operator from the working tree"
+    )
     up.set_defaults(func=_up)
     sub.add_parser("down", help="stop it and remove its data").set_defaults(func=_down)
     sub.add_parser("status", help="report whether it is up").set_defaults(func=_status)
