@@ -17,6 +17,8 @@ import statistics
 import time
 from typing import Any
 
+from tabulating import print_table
+
 import continuable
 from continuable.backends.kubernetes import ClientJobApi, KubernetesBackend
 from continuable.names import results_config_map
@@ -188,9 +190,7 @@ def main() -> None:
             f"{checkpoint_size / 16384:.2f}x of budget",
         ),
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
+from tabulating import print_table
 
 from tests.cluster.operating import OperatorProcess
 from tests.cluster.processnode import NodeConfig, ProcessNodes
@@ -179,9 +180,7 @@ def main() -> None:
             f"{rss / idle_rss:.2f}x",
         ),
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tabulating import print_table
+
 import continuable
 from continuable.backends import Settings
 from continuable.backends.localfile import LocalFileBackend
@@ -133,9 +135,7 @@ def main() -> None:
             f"import alone {import_ms - python_ms:.1f} ms, target < 100 ms",
         ),
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(5)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_table(rows)
 
 
 if __name__ == "__main__":

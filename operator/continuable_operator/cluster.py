@@ -91,23 +91,17 @@ class ClusterApi:
             raise
         return job
 
-    def patch_job_status(self, namespace: str, name: str, body: Any, *, json_patch: bool) -> None:
-        self._call(
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                _content_type=JSON_PATCH if json_patch else MERGE_PATCH,
-                _request_timeout=TIMEOUT,
-            )
+    def patch_job(
+        self, namespace: str, name: str, body: Any, *, json_patch: bool, status: bool = False
+    ) -> None:
+        """Patch the job, or (`status`) its status subresource."""
+        patch = (
+            self._custom.patch_namespaced_custom_object_status
+            if status
+            else self._custom.patch_namespaced_custom_object
         )
-
-    def patch_job(self, namespace: str, name: str, body: Any, *, json_patch: bool) -> None:
         self._call(
-            lambda: self._custom.patch_namespaced_custom_object(
+            lambda: patch(
                 GROUP,
                 VERSION,
                 namespace,

@@ -135,7 +135,7 @@ class Reconciler:
             if isinstance(action, PatchStatus):
                 body, json_patch = status_patch(action)
                 try:
-                    self.api.patch_job_status(namespace, name, body, json_patch=json_patch)
+                    self.api.patch_job(namespace, name, body, json_patch=json_patch, status=True)
                 except ApiError as err:
                     if err.status in (409, 422):
                         log.info("%s/%s changed meanwhile (%s); replanning", namespace, name, err)
@@ -176,7 +176,7 @@ class Reconciler:
         elif (job.get("status") or {}).get("checkpoint") is not None:
             ops.append({"op": "remove", "path": "/status/checkpoint"})
         try:
-            self.api.patch_job_status(namespace, name, ops, json_patch=True)
+            self.api.patch_job(namespace, name, ops, json_patch=True, status=True)
         except ApiError as err:
             if err.status in (409, 422):
                 raise Stop(0.2) from err
