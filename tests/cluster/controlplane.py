@@ -234,6 +234,10 @@ class ControlPlane:
         admin = ca.issue_client(ADMIN_USER, ADMIN_GROUPS)
         admin.write(certs / "admin.crt", certs / "admin.key")
         self._admin = admin
+        # What the apiserver presents to a kubelet (logs): the process node requires it.
+        ca.issue_client("kube-apiserver-kubelet-client", ADMIN_GROUPS).write(
+            certs / "kubelet-client.crt", certs / "kubelet-client.key"
+        )
 
     def _client_kubeconfig(self, name: str, pair: KeyPair, user: str) -> Path:
         return write_kubeconfig(
@@ -321,6 +325,13 @@ class ControlPlane:
                 # reconciler would log that error every 10 s. Nothing here routes to the
                 # Service IP anyway (no kube-proxy); pods get the loopback address directly.
                 "--endpoint-reconciler-type=none",
+                # `kubectl logs` goes through the node's kubelet endpoint: reach it on its
+                # InternalIP (a process node's Hostname is only its name), prove who we are
+                # with our client certificate, and verify its serving certificate.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={certs / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={certs / 'kubelet-client.key'}",
+                f"--kubelet-certificate-authority={certs / 'ca.crt'}",
                 *self.extra_apiserver_args,
             ],
             f"{self.server}/readyz",

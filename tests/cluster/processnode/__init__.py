@@ -3,7 +3,8 @@
 `../shared/KUBELET.md` (in the workspace) is the contract. Modules, one job each:
 rest (HTTP client), registering (Node, Lease, node status), environment (container env),
 credentials (service-account files), launching (one container process), reporting (pod status
-and events), running (one pod's lifecycle), agent (watch and dispatch), nodes (agents on a
+and events), running (one pod's lifecycle), logs (what `kubectl logs` reads), serving (the
+kubelet endpoint the apiserver proxies it to), agent (watch and dispatch), nodes (agents on a
 ControlPlane). Run one standalone with `python -m tests.cluster.processnode`.
 """
 

@@ -2,7 +2,8 @@
 
 Either give a kubeconfig that already is a node identity (`--kubeconfig`, one `--name`), or let
 the agent issue `system:node:<name>` identities from the CA of the `python -m tests.cluster up`
-cluster (`--from-cluster-up`, any number of `--name`).
+cluster (`--from-cluster-up`, any number of `--name`). Only the latter also serves
+`kubectl logs` (the kubelet serving certificate needs the CA's key).
 """
 
 from __future__ import annotations
@@ -19,28 +20,32 @@ from tests.cluster.certificates import CertificateAuthority
 from tests.cluster.kubeconfig import write_kubeconfig
 
 from .agent import NodeAgent
+from .nodes import node_serving_certificate
 from .registering import NodeConfig
 from .rest import ApiClient
+from .serving import ServingCertificate
 
 
 def _default_state_dir() -> Path:
     return state.cluster_dir().parent / "processnode"
 
 
-def _kubeconfig_from_cluster_up(name: str, folder: Path) -> Path:
+def _from_cluster_up(name: str, folder: Path) -> tuple[Path, ServingCertificate]:
+    """A node identity and a kubelet serving certificate from the `cluster up` CA."""
     current = state.load()
     if current is None:
         raise SystemExit("no `python -m tests.cluster up` cluster is up")
     certs = current.work_dir / "certs"
     ca = CertificateAuthority.load(certs / "ca.crt", certs / "ca.key")
     user = f"system:node:{name}"
-    return write_kubeconfig(
+    kubeconfig = write_kubeconfig(
         folder / f"node-{name}.kubeconfig",
         server=current.server,
         ca_pem=ca.cert_pem,
         client=ca.issue_client(user, ("system:nodes",)),
         user=user,
     )
+    return kubeconfig, node_serving_certificate(ca, name, folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.name:
             folder = root / name
-            kubeconfig = args.kubeconfig or _kubeconfig_from_cluster_up(name, folder / "identity")
+            serving = None
+            kubeconfig = args.kubeconfig
+            if kubeconfig is None:
+                kubeconfig, serving = _from_cluster_up(name, folder / "identity")
             api = ApiClient.from_kubeconfig(kubeconfig, folder / "identity" / "tls")
             config = NodeConfig(name=name, cpu=args.cpu, memory=args.memory, pods=args.pods)
             extra = {"cwd": args.cwd} if args.cwd else {}
-            agent = NodeAgent(config, api, state_dir=folder / "state", **extra)
+            agent = NodeAgent(config, api, state_dir=folder / "state", serving=serving, **extra)
             agents.append(agent.start())
             print(f"node {name} ready; pod logs under {folder / 'state' / 'logs'}", file=sys.stderr)
         while not stop.wait(1.0):

@@ -5,6 +5,8 @@ selector `spec.nodeName=<node>`, as the kubelet's apiserver source) and hands ea
 PodWorker (running.py). A broken watch (apiserver restart, 410 Gone) is followed by a fresh
 list, which also reconciles: pods that vanished meanwhile are stopped, pods already bound when
 the agent starts are adopted (and reported as lost if a previous agent had started them).
+Given a serving certificate, it also runs the node's kubelet endpoint (serving.py), whose port
+goes into the Node's `daemonEndpoints`, so `kubectl logs` reaches the pods' output.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .registering import HOST_IP, NodeConfig, NodeRegistration
 from .reporting import TERMINAL, EventRecorder, StatusReporter
 from .rest import ApiClient, ApiError, path_of
 from .running import REPO_ROOT, PodWorker, Runtime, kill_recorded
+from .serving import KubeletServer, ServingCertificate
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,21 @@ class NodeAgent:
         cwd: Path = REPO_ROOT,
         path_prefix: Sequence[str] = (str(REPO_ROOT / ".venv" / "bin"),),
         extra_env: Mapping[str, str] | None = None,
+        serving: ServingCertificate | None = None,
         kubelet_port: int = 0,
     ) -> None:
+        """With `serving`, the kubelet endpoint listens on `kubelet_port` (0: a free one);
+        without, nothing listens and the Node only advertises `kubelet_port`."""
         self.config = config
         self.api = api
         self.name = config.name
         url = urlparse(api.server)
         self.registration = NodeRegistration(api, config, kubelet_port=kubelet_port)
+        self.kubelet: KubeletServer | None = None
+        if serving is not None:
+            self.kubelet = KubeletServer(
+                config.name, api, serving, self.worker_for, port=kubelet_port
+            )
         self.runtime = Runtime(
             node_name=config.name,
             api=api,
@@ -74,7 +85,15 @@ class NodeAgent:
     def start(self, timeout: float = 30.0) -> NodeAgent:
         """Register the node and return once the pods already bound to it are adopted."""
         self.runtime.state_dir.mkdir(parents=True, exist_ok=True)
-        self.registration.register(timeout=timeout)
+        if self.kubelet is not None:
+            # Bound before registering, so the first Node status already carries the port.
+            self.registration.status.kubelet_port = self.kubelet.start().port
+        try:
+            self.registration.register(timeout=timeout)
+        except BaseException:
+            if self.kubelet is not None:
+                self.kubelet.stop()
+            raise
         self.registration.start()
         self._thread = threading.Thread(target=self._watch_loop, name=f"agent-{self.name}")
         self._thread.daemon = True
@@ -92,6 +111,9 @@ class NodeAgent:
         if watch is not None:
             watch.close()
         self.registration.stop()
+        if self.kubelet is not None:
+            # Ends followed logs too, so no reader keeps a stopped node's thread alive.
+            self.kubelet.stop()
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:

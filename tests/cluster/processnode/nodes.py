@@ -1,7 +1,8 @@
 """Process nodes for a local control plane: one `system:node:<name>` identity and agent each.
 
 Issues each node's client certificate with the control plane's CA (CN=system:node:<name>,
-O=system:nodes), so the Node authorizer and NodeRestriction treat the agent as a kubelet.
+O=system:nodes), so the Node authorizer and NodeRestriction treat the agent as a kubelet, and
+its kubelet serving certificate (for 127.0.0.1 and the node name) from the same CA.
 Several nodes share one Python process (drain and node-loss tests need two or more).
 """
 
@@ -14,22 +15,39 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from tests.cluster.certificates import CertificateAuthority
+
 from .agent import NodeAgent
-from .registering import NodeConfig
+from .registering import HOST_IP, NodeConfig
 from .rest import ApiClient
 from .running import REPO_ROOT
+from .serving import ServingCertificate
 
 
 class IssuesKubeconfigs(Protocol):
-    """What is needed of a control plane: ControlPlane.issue_kubeconfig."""
+    """What is needed of a control plane: ControlPlane.issue_kubeconfig and its CA."""
 
     def issue_kubeconfig(self, path: Path, user: str, groups: Sequence[str] = ()) -> Path: ...
+
+    @property
+    def ca(self) -> CertificateAuthority: ...
 
 
 def node_kubeconfig(cluster: IssuesKubeconfigs, name: str, folder: Path) -> Path:
     return cluster.issue_kubeconfig(
         folder / f"node-{name}.kubeconfig", f"system:node:{name}", ["system:nodes"]
     )
+
+
+def node_serving_certificate(
+    ca: CertificateAuthority, name: str, folder: Path
+) -> ServingCertificate:
+    """The kubelet's serving certificate: CN=system:node:<name>, for the node's address."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    pair = ca.issue_serving(f"system:node:{name}", dns_names=(name,), ips=(HOST_IP,))
+    cert, key = pair.write(folder / "kubelet.crt", folder / "kubelet.key")
+    return ServingCertificate(cert, key)
 
 
 class ProcessNodes:
@@ -59,8 +77,14 @@ class ProcessNodes:
         folder = self.work_dir / config.name
         kubeconfig = node_kubeconfig(self.cluster, config.name, folder / "identity")
         api = ApiClient.from_kubeconfig(kubeconfig, folder / "identity" / "tls")
+        serving = node_serving_certificate(self.cluster.ca, config.name, folder / "identity")
         return NodeAgent(
-            config, api, state_dir=folder / "state", cwd=self.cwd, extra_env=self.extra_env
+            config,
+            api,
+            state_dir=folder / "state",
+            cwd=self.cwd,
+            extra_env=self.extra_env,
+            serving=serving,
         )
 
     def start(self) -> ProcessNodes:

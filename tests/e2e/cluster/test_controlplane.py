@@ -96,6 +96,21 @@ def test_scheduler_binds_a_pod_to_a_node(local_cluster: Cluster, namespace: str)
                 "containers": [{"name": "main", "image": "busybox"}],
                 # No kubelet reports this node Ready, so the node controller taints it.
                 "tolerations": [{"operator": "Exists"}],
+                # Other suites' process nodes may be Ready too: this node, but still through the
+                # scheduler (matchFields is resolved by it, unlike spec.nodeName).
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchFields": [
+                                        {"key": "metadata.name", "operator": "In", "values": [node]}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
             },
         }
         kubectl("create", "-f", "-", input=json.dumps(pod))
