@@ -7,7 +7,6 @@ from build_binaries.sh; a missing build is an error naming that target, never a 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,14 +14,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .binaries import BinariesMissing, cache_root
+from .binaries import BinariesMissing, BinarySet
 from .ports import free_ports
 from .processes import ProcessRecord, spawn, stop, tail
 from .waiting import wait_for
@@ -44,41 +42,30 @@ class PrometheusError(RuntimeError):
     pass
 
 
+# Found like the Kubernetes binaries (binaries.py), with this build script and make target.
+PROMETHEUS = BinarySet(
+    names=BINARY_NAMES,
+    env=BIN_ENV,
+    folder_name=f"prometheus-{PROMETHEUS_VERSION}",
+    description=f"promtool and prometheus ({PROMETHEUS_VERSION})",
+    make_target="prometheus-bin",
+    build_script=BUILD_SCRIPT,
+    minutes=5,
+    error=PrometheusMissing,
+)
+
+
 def cache_bin_dir() -> Path:
-    return cache_root() / f"prometheus-{PROMETHEUS_VERSION}" / "bin"
-
-
-def _missing(folder: Path) -> list[str]:
-    return [name for name in BINARY_NAMES if not os.access(folder / name, os.X_OK)]
+    return PROMETHEUS.cache_bin_dir()
 
 
 def bin_dir() -> Path:
     """The folder holding promtool and prometheus; raises PrometheusMissing with the fix."""
-    override = os.environ.get(BIN_ENV)
-    problem = ""
-    if override:
-        missing = _missing(Path(override))
-        if not missing:
-            return Path(override)
-        problem = f"{BIN_ENV}={override} lacks {', '.join(missing)}"
-    folder = cache_bin_dir()
-    # .complete is written last by the build script: without it the folder is a partial build.
-    if (folder / ".complete").is_file() and not _missing(folder):
-        if problem:
-            # Same choice as build_prometheus.sh: a broken override falls back to the pinned build.
-            warnings.warn(f"{problem}; using {folder}", stacklevel=2)
-        return folder
-    raise PrometheusMissing(
-        (f"{problem}; " if problem else "")
-        + f"promtool and prometheus ({PROMETHEUS_VERSION}) are not built in {folder}; "
-        f"run `make prometheus-bin` (or `bash {BUILD_SCRIPT}`), about 5 minutes the first time"
-    )
+    return PROMETHEUS.bin_dir(stacklevel=2)
 
 
 def binary(name: str, folder: Path | None = None) -> Path:
-    if name not in BINARY_NAMES:
-        raise ValueError(f"unknown binary {name!r}; known: {', '.join(BINARY_NAMES)}")
-    return (folder or bin_dir()) / name
+    return PROMETHEUS.binary(name, folder, stacklevel=2)
 
 
 def check_metrics(text: str, *, timeout: float = 30.0) -> list[str]:
