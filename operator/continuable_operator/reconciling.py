@@ -198,18 +198,26 @@ class Reconciler:
         )
 
     def _ensure(self, manifest: Object) -> None:
+        """Bring the object to `manifest`: a patch, since after the first attempt it exists (one
+        call on the relaunch path, not a refused create and then a patch); created on 404."""
+        update = manifest
+        if manifest["kind"] == "ConfigMap":
+            # The results: only the fencing key changes, results stay.
+            update = {
+                **manifest,
+                "data": {RESULTS_ATTEMPT_KEY: manifest["data"][RESULTS_ATTEMPT_KEY]},
+            }
         try:
-            self.api.create(manifest)
+            self.api.merge(update)
         except ApiError as err:
-            if err.status != 409:
+            if err.status != 404:
                 raise
-            if manifest["kind"] == "ConfigMap":
-                # The results: only the fencing key changes, results stay.
-                manifest = {
-                    **manifest,
-                    "data": {RESULTS_ATTEMPT_KEY: manifest["data"][RESULTS_ATTEMPT_KEY]},
-                }
-            self.api.merge(manifest)
+            try:
+                self.api.create(manifest)
+            except ApiError as conflict:
+                if conflict.status != 409:
+                    raise
+                self.api.merge(update)  # created meanwhile by another reconcile
 
     def _create_pod(self, job: Object, manifest: Object, began: float) -> bool:
         """Whether the pod was created now (False: it already existed)."""
