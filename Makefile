@@ -68,7 +68,7 @@ e2e: $(STAMP) k8s-bin prometheus-bin ## All end-to-end tests; pytest starts (and
 	$(BIN)/pytest tests/e2e
 
 .PHONY: test
-test: lint verify unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
+test: lint verify k8s-bin prometheus-bin unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
 
 ##@ Local cluster
 
@@ -81,7 +81,7 @@ prometheus-bin: ## Build the pinned Prometheus server and promtool into ~/.cache
 	bash tests/cluster/build_prometheus.sh >/dev/null
 
 .PHONY: cluster-up
-cluster-up: $(STAMP) k8s-bin ## Start a long-lived local cluster with a process node; prints its kubeconfig.
+cluster-up: $(STAMP) k8s-bin ## A long-lived local cluster: control plane, process node, operator; prints the kubeconfig.
 	$(BIN)/python -m tests.cluster up
 
 .PHONY: cluster-down
