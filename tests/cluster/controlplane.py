@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from . import binaries, probe, processes
 from .certificates import (
@@ -27,6 +26,7 @@ from .certificates import (
 )
 from .kubeconfig import write_kubeconfig
 from .ports import free_ports
+from .processes import StartsAndStops
 from .waiting import WaitTimeout, wait_for
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -58,7 +58,7 @@ class Timings:
     apiserver_restarts: list[float] = field(default_factory=list)
 
 
-class ControlPlane:
+class ControlPlane(StartsAndStops):
     def __init__(
         self,
         *,
@@ -124,17 +124,6 @@ class ControlPlane:
         return self._ca
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> ControlPlane:
         if self._components:

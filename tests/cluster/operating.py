@@ -9,16 +9,16 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from . import processes
 from .ports import free_ports
+from .processes import StartsAndStops
 from .waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class OperatorProcess:
+class OperatorProcess(StartsAndStops):
     def __init__(
         self,
         kubeconfig: Path,
@@ -101,14 +101,3 @@ class OperatorProcess:
                 what="the killed operator to be gone",
             )
             self.record = None
-
-    def __enter__(self) -> OperatorProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

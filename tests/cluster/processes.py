@@ -14,7 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,24 @@ def stop(
             time.sleep(0.05)
     if is_running(record):
         raise RuntimeError(f"{record.name} (pid {record.pid}) survived SIGKILL")
+
+
+class StartsAndStops:
+    """`with part:` starts it and stops it, whatever happens in between."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

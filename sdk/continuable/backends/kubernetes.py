@@ -282,14 +282,14 @@ class ClientJobApi:
             retry_after = headers.get("Retry-After")
             raise ApiFailure(
                 status=int(err.status or 0),
-                message=_api_message(err.body) or str(err.reason),
+                message=status_message(err.body) or str(err.reason),
                 retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
             ) from err
         except (HTTPError, OSError) as err:
             raise ApiFailure(status=0, message=f"no answer from the API server: {err}") from err
 
 
-def _api_message(body: Any) -> str | None:
+def status_message(body: Any) -> str | None:
     """The `message` of a Kubernetes Status body, which says what was wrong."""
     if not body:
         return None

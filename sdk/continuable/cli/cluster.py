@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from continuable.backends.kubernetes import status_message
 from continuable.names import GROUP, JOB_LABEL, PLURAL, VERSION
 
 from .errors import ApiError, CliError
@@ -227,7 +228,7 @@ class KubernetesCluster:
             return call()
         except ApiException as err:
             status = int(err.status or 0)
-            raise ApiError(status, _status_message(err.body) or str(err.reason)) from err
+            raise ApiError(status, status_message(err.body) or str(err.reason)) from err
         except (HTTPError, OSError) as err:
             raise ApiError(0, f"cannot reach the API server at {self._host}: {err}") from err
 
@@ -239,17 +240,6 @@ def connect_kubernetes(options: ConnectOptions) -> Cluster:
 def _json(response: Any) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(response.data)
     return document
-
-
-def _status_message(body: Any) -> str | None:
-    """The `message` of a Kubernetes Status body, which says what was wrong."""
-    if not body:
-        return None
-    try:
-        message = json.loads(body).get("message")
-    except (ValueError, AttributeError):
-        return str(body)[:500]
-    return str(message) if message else None
 
 
 def _context_namespace(options: ConnectOptions) -> str:

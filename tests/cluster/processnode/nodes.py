@@ -12,10 +12,10 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 from tests.cluster.certificates import CertificateAuthority
+from tests.cluster.processes import StartsAndStops
 
 from .agent import NodeAgent
 from .registering import HOST_IP, NodeConfig
@@ -50,7 +50,7 @@ def node_serving_certificate(
     return ServingCertificate(cert, key)
 
 
-class ProcessNodes:
+class ProcessNodes(StartsAndStops):
     """Start process nodes on a cluster; stop() stops them and removes their folder."""
 
     def __init__(
@@ -117,14 +117,3 @@ class ProcessNodes:
 
     def log_folder(self, name: str) -> Path:
         return self.work_dir / name / "state" / "logs"
-
-    def __enter__(self) -> ProcessNodes:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

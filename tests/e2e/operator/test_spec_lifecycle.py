@@ -28,6 +28,14 @@ def _patch(job: JobUnderTest, body: object, kind: str = "merge") -> None:
     )
 
 
+def _roll_out_version_2(job: JobUnderTest) -> None:
+    """A new template, as a deploy of new code would make: the job's script logs the version."""
+    env = job.get()["spec"]["template"]["spec"]["containers"][0]["env"]
+    new = [*env, {"name": "JOB_VERSION", "value": "v2"}]
+    path = "/spec/template/spec/containers/0/env"
+    _patch(job, [{"op": "replace", "path": path, "value": new}], "json")
+
+
 def _versions(job: JobUnderTest) -> list[str]:
     return [line.split("version=")[1] for line in job.lines() if line.startswith("attempt ")]
 
@@ -35,18 +43,7 @@ def _versions(job: JobUnderTest) -> list[str]:
 def test_a_template_change_resumes_on_the_new_template(job: JobUnderTest) -> None:
     job.create(env={"ITEM_SECONDS": "0.004"})
     job.wait_items(500)
-    env = job.get()["spec"]["template"]["spec"]["containers"][0]["env"]
-    _patch(
-        job,
-        [
-            {
-                "op": "replace",
-                "path": "/spec/template/spec/containers/0/env",
-                "value": [*env, {"name": "JOB_VERSION", "value": "v2"}],
-            }
-        ],
-        "json",
-    )
+    _roll_out_version_2(job)
     status = job.wait_phase("Succeeded")
     assert _versions(job) == ["v1", "v2"]
     assert job.items() == list(range(2000)), "graceful stop: nothing repeated"
@@ -58,18 +55,7 @@ def test_a_template_change_resumes_on_the_new_template(job: JobUnderTest) -> Non
 def test_with_ignore_a_template_change_waits_for_the_next_attempt(job: JobUnderTest) -> None:
     job.create(env={"ITEM_SECONDS": "0.002"}, restartPolicyOnTemplateChange="Ignore")
     job.wait_items(300)
-    env = job.get()["spec"]["template"]["spec"]["containers"][0]["env"]
-    _patch(
-        job,
-        [
-            {
-                "op": "replace",
-                "path": "/spec/template/spec/containers/0/env",
-                "value": [*env, {"name": "JOB_VERSION", "value": "v2"}],
-            }
-        ],
-        "json",
-    )
+    _roll_out_version_2(job)
     status = job.wait_phase("Succeeded")
     assert status["attempt"] == 1
     assert _versions(job) == ["v1"]
