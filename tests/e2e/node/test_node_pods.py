@@ -12,6 +12,7 @@ import pytest
 from tests.cluster import Kubectl
 from tests.cluster.processnode import ApiClient
 from tests.cluster.processnode.rest import path_of
+from tests.cluster.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -37,9 +38,15 @@ def test_node_is_ready(kubectl: Kubectl, admin: ApiClient, node: str) -> None:
         "InternalIP": "127.0.0.1",
         "Hostname": node,
     }
-    # Ready=True is what clears the not-ready taint the admission plugin put on at creation.
-    taints = [t["key"] for t in obj.get("spec", {}).get("taints", [])]
-    assert "node.kubernetes.io/not-ready" not in taints
+
+    # Ready=True is what clears the not-ready taint the admission plugin put on at creation; the
+    # node lifecycle controller does it on its next pass, so wait for it (bounded).
+    def untainted() -> bool:
+        node_now = admin.get(path_of("api", "v1", "nodes", node))
+        taints = [t["key"] for t in node_now.get("spec", {}).get("taints", [])]
+        return "node.kubernetes.io/not-ready" not in taints
+
+    wait_for(untainted, timeout=30, what=f"the not-ready taint removed from {node}")
 
 
 def test_lease_is_renewed(admin: ApiClient, node: str) -> None:
