@@ -113,7 +113,7 @@ def test_sigkill_repeats_at_most_one_interval_of_items(script: Script) -> None:
         # The repeated items were all processed within one checkpoint interval (plus the
         # writer thread's scheduling slack on a busy machine).
         span = item_times[-1] - item_times[saved_cursor]
-        assert span <= INTERVAL + 0.25, f"{len(repeated)} items repeated over {span:.3f}s"
+        assert span <= INTERVAL + 0.5, f"{len(repeated)} items repeated over {span:.3f}s"
 
 
 def test_a_crash_exits_1_names_the_step_and_resumes_at_the_cursor(script: Script) -> None:
