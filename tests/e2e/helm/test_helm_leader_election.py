@@ -212,40 +212,47 @@ def _run(release: Release, jobs: Jobs) -> None:
     assert not release.forbidden(), "\n".join(release.forbidden()[:5])
     before = lease_spec(release) or {}
 
-    # The leader's pod goes: the follower takes the Lease over once it expires.
+    # The leader's pod goes. Once its Lease expires another replica takes it over: the old
+    # follower, or the Deployment's replacement pod if it asks first; both wait as followers.
     kubectl("delete", "pod", leader.pod, "-n", release.namespace, "--wait=false")
     # Created while no replica acts: the new leader picks it up.
     jobs.create("handed-over", [*PYTHON, THREE_STEPS], ITEM_SECONDS="0.001")
-    wait_for(
-        lambda: holder(lease_spec(release), [follower]),
+
+    def new_leader() -> Replica | None:
+        live = [r for r in replicas(release) if r.uid != leader.uid]
+        return holder(lease_spec(release), live)
+
+    successor = wait_for(
+        new_leader,
         timeout=TAKEOVER_TIMEOUT,
-        what=f"the follower {follower.pod} to take the lease over",
+        what=f"a replica other than {leader.pod} to take the lease over",
         detail=lambda: describe(release),
     )
     after = lease_spec(release) or {}
     assert int(after.get("leaseTransitions") or 0) == int(before.get("leaseTransitions") or 0) + 1
-    assert "leading as" in follower.text()
+    assert "leading as" in successor.text()
     status = jobs.wait_phase("handed-over", "Succeeded", "Failed")
     assert status["phase"] == "Succeeded", jobs.describe("handed-over")
     assert jobs.items("handed-over") == list(range(2000))
     assert status["attempt"] == 1
 
-    # The Deployment's replacement pod stands by behind the new leader.
-    def replacement() -> Replica | None:
-        found = [r for r in replicas(release) if r.uid not in (leader.uid, follower.uid)]
+    # The other live replica stands by behind the new leader.
+    def standby() -> Replica | None:
+        found = [r for r in replicas(release) if r.uid not in (leader.uid, successor.uid)]
         return found[0] if len(found) == 1 and "standing by" in found[0].text() else None
 
     new = wait_for(
-        replacement,
+        standby,
         timeout=INSTALL_TIMEOUT,
-        what="the replacement replica to stand by",
+        what="the other replica to stand by",
         detail=lambda: describe(release),
     )
-    assert holder(lease_spec(release), [follower, new]) == follower
+    assert holder(lease_spec(release), [successor, new]) == successor
+    assert "leading as" not in new.text()
     wait_for(
-        lambda: new.readyz() == (200, "standby\n") and follower.readyz() == (200, "ok\n"),
+        lambda: new.readyz() == (200, "standby\n") and successor.readyz() == (200, "ok\n"),
         timeout=60,
-        what="/readyz: the new leader ok, the replacement standby",
+        what="/readyz: the new leader ok, the other replica standby",
         detail=lambda: describe(release),
     )
     assert not release.forbidden(), "\n".join(release.forbidden()[:5])
@@ -253,7 +260,7 @@ def _run(release: Release, jobs: Jobs) -> None:
     # A rolling upgrade replaces both: the new pods stand by until the Lease is free, one of
     # them takes it, and jobs run again.
     release.upgrade(podAnnotations={"rolled": "yes"})
-    old = {leader.uid, follower.uid, new.uid}
+    old = {leader.uid, follower.uid, successor.uid, new.uid}
 
     def rolled() -> list[Replica] | None:
         found = [r for r in replicas(release) if r.uid not in old]
