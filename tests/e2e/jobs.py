@@ -142,6 +142,13 @@ class JobUnderTest:
             "delete", "pod", pod_name(self.name, attempt), "-n", self.namespace, "--wait=false"
         )
 
+    def pod_log(self, attempt: int) -> str:
+        """The container's output, as `kubectl logs` shows it ('' when it cannot)."""
+        result = self.kubectl.run(
+            "logs", pod_name(self.name, attempt), "-n", self.namespace, check=False
+        )
+        return result.stdout + result.stderr
+
     def lines(self) -> list[str]:
         if not self.events.exists():
             return []

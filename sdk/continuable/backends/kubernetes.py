@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +36,8 @@ from . import Settings, Snapshot
 RESULT_SUFFIX = ".json"
 # HTTP statuses after which the same write may succeed later.
 _TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
+# How long a refusal (401/403) counts as the API server still starting.
+AUTH_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -83,6 +86,7 @@ def settings_from_spec(spec: dict[str, Any]) -> Settings:
 class KubernetesBackend:
     def __init__(self, api: JobApi, *, job: str, namespace: str, attempt: int) -> None:
         self._api = api
+        self._denied_since: float | None = None
         self.job = job
         self.namespace = namespace
         self.attempt = attempt
@@ -170,16 +174,19 @@ class KubernetesBackend:
 
     def _call(self, call: Any, what: str) -> Any:
         try:
-            return call()
+            result = call()
         except ApiFailure as failure:
-            raise _translate(failure, what) from failure
+            raise self._translate(failure, what) from failure
+        self._denied_since = None
+        return result
 
     def _fenced(self, write: Any, what: str) -> None:
         try:
             write()
+            self._denied_since = None
         except ApiFailure as failure:
             if failure.status != 422:
-                raise _translate(failure, f"writing {what}") from failure
+                raise self._translate(failure, f"writing {what}") from failure
             # 422 is also what an invalid write gets: tell fencing apart by reading the owner.
             owner = self._owner()
             if owner != self.attempt:
@@ -189,15 +196,21 @@ class KubernetesBackend:
                 ) from failure
             raise BackendError(f"writing {what} was refused: {failure}") from failure
 
+    def _translate(self, failure: ApiFailure, what: str) -> BackendError:
+        if failure.status in _TRANSIENT:
+            return BackendUnavailable(f"{what}: {failure}", retry_after=failure.retry_after)
+        if failure.status in (401, 403):
+            # An API server that just restarted answers 401/403 until its authentication and
+            # RBAC caches are loaded: retried for a while, then taken at its word.
+            now = time.monotonic()
+            self._denied_since = self._denied_since or now
+            if now - self._denied_since < AUTH_GRACE_SECONDS:
+                return BackendUnavailable(f"{what}: {failure} (retrying for a while)")
+        return BackendError(f"{what}: {failure}")
+
     def _owner(self) -> Any:
         job = self._call(self._api.get_job, "reading the ContinuableJob")
         return (job.get("status") or {}).get("attempt")
-
-
-def _translate(failure: ApiFailure, what: str) -> BackendError:
-    if failure.status in _TRANSIENT:
-        return BackendUnavailable(f"{what}: {failure}", retry_after=failure.retry_after)
-    return BackendError(f"{what}: {failure}")
 
 
 class ClientJobApi:

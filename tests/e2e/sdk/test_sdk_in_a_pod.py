@@ -83,7 +83,11 @@ def test_the_job_carries_on_through_an_apiserver_restart(
     local_cluster.control_plane.start_apiserver()
     assert during > before + 50, "the job's loop went on while the API server was down"
     pod = harness.wait_pod(1, "Succeeded", "Failed", timeout=120)
-    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["phase"] == "Succeeded", (
+        json.dumps(pod["status"].get("containerStatuses")),
+        harness.checkpoint(),
+        harness.pod_log(1),
+    )
     assert harness.items() == list(range(2000))
     assert harness.checkpoint()["stopReason"] == "Completed"
 

@@ -115,12 +115,29 @@ def test_transient_failures_are_retryable(status: int) -> None:
     assert raised.value.retry_after == 2.0
 
 
-@pytest.mark.parametrize("status", [401, 403, 404])
-def test_permanent_failures_are_not_retried(status: int) -> None:
+def test_not_found_is_not_retried() -> None:
     api = FakeApi()
-    api.failures.append(ApiFailure(status, "forbidden"))
+    api.failures.append(ApiFailure(404, 'continuablejobs.continuable.dev "report" not found'))
     with pytest.raises(BackendError) as raised:
         _backend(api).load()
+    assert not isinstance(raised.value, BackendUnavailable)
+    assert "HTTP 404" in str(raised.value)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_is_retried_for_a_while_then_taken_at_its_word(
+    status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = FakeApi()
+    backend = _backend(api)
+    api.failures.append(ApiFailure(status, "forbidden"))
+    with pytest.raises(BackendUnavailable, match="retrying for a while"):
+        backend.load()
+    backend.load()  # the API server's caches are loaded: it works again
+    monkeypatch.setattr("continuable.backends.kubernetes.AUTH_GRACE_SECONDS", 0.0)
+    api.failures.append(ApiFailure(status, "forbidden"))
+    with pytest.raises(BackendError) as raised:
+        backend.load()
     assert not isinstance(raised.value, BackendUnavailable)
     assert f"HTTP {status}" in str(raised.value)
 
