@@ -89,18 +89,25 @@ class OperatorMetrics:
         """A job event (kopf's on.event): phases and checkpoint writes, with no API call."""
         uid = str((body.get("metadata") or {}).get("uid"))
         status = body.get("status") or {}
+        # Runs for every checkpoint write of every job: only the phase that changed is touched.
+        previous = self._phases.get(uid)
         if event_type == "DELETED":
             self._phases.pop(uid, None)
             self._checkpoints.pop(uid, None)
+            current = None
         else:
-            self._phases[uid] = status.get("phase") or "Pending"
+            current = status.get("phase") or "Pending"
+            self._phases[uid] = current
             written = (status.get("checkpoint") or {}).get("updatedAt")
             if written and self._checkpoints.get(uid) not in (None, written):
                 self.checkpoints.inc()
             if written:
                 self._checkpoints[uid] = written
-        for phase in PHASES:
-            self.jobs.labels(phase).set(sum(p == phase for p in self._phases.values()))
+        if previous != current:
+            if previous in PHASES:
+                self.jobs.labels(previous).dec()
+            if current in PHASES:
+                self.jobs.labels(current).inc()
 
     def observe_launch(self, attempt: int, observed_at: float) -> None:
         """A pod was created for `attempt`; `observed_at` is when the reconcile began."""
