@@ -82,23 +82,17 @@ class Release:
         return values
 
     def install(self, **overrides: Any) -> str:
-        out = self.helm.run(
-            "install",
-            self.name,
-            str(CHART),
-            "--namespace",
-            self.namespace,
-            "--wait=watcher",
-            f"--timeout={int(INSTALL_TIMEOUT)}s",
-            *set_flags(self.values(**overrides)),
-            timeout=INSTALL_TIMEOUT + 30,
-        ).stdout
+        out = self._apply("install", overrides)
         self.installed = True
         return out
 
     def upgrade(self, **overrides: Any) -> str:
+        return self._apply("upgrade", overrides)
+
+    def _apply(self, verb: str, overrides: dict[str, Any]) -> str:
+        """`helm install` or `helm upgrade`, waiting until the release's objects are ready."""
         return self.helm.run(
-            "upgrade",
+            verb,
             self.name,
             str(CHART),
             "--namespace",
