@@ -107,6 +107,18 @@ RBAC rules of the operator's own logic, in every namespace it watches.
 - apiGroups: ["continuable.dev"]
   resources: ["continuablejobs"]
   verbs: ["delete"]
+# Application: the objects made for a job are owned by it with blockOwnerDeletion, which the
+# OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) allows only to whoever
+# may update the job's finalizers.
+- apiGroups: ["continuable.dev"]
+  resources: ["continuablejobs/finalizers"]
+  verbs: ["update"]
+# Application: the operator's own Events on a job. A repeated one (a pod creation refused at
+# every retry) is aggregated: the Event already posted is read and its count patched, rather
+# than a new Event posted each time.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["get", "create", "patch"]
 # Application: one pod per attempt, with a tracking finalizer the operator adds and removes.
 - apiGroups: [""]
   resources: ["pods"]

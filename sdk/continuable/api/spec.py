@@ -66,8 +66,15 @@ class Backoff(ApiModel):
     initial_seconds: int = Field(
         default=10, ge=0, le=86400, description="Delay after the first counted failure."
     )
-    max_seconds: int = Field(
-        default=360, ge=0, le=86400, description="Upper bound of the delay (batch/v1 Job: 6 min)."
+    # No schema default: the effective value depends on initialSeconds, and a constant default
+    # would break the rule below for a long initialSeconds given alone.
+    max_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="Upper bound of the delay; at least initialSeconds. When omitted: "
+        "max(360, initialSeconds), that is batch/v1 Job's 6 minutes, or initialSeconds when "
+        "that is longer.",
     )
     factor: float = Field(
         default=2.0, ge=1.0, le=10.0, description="Multiplier applied after each further failure."
@@ -75,9 +82,9 @@ class Backoff(ApiModel):
 
     cross_field_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
-            cel="self.maxSeconds >= self.initialSeconds",
+            cel="!has(self.maxSeconds) || self.maxSeconds >= self.initialSeconds",
             message="maxSeconds must be greater than or equal to initialSeconds",
-            holds=lambda b: b.max_seconds >= b.initial_seconds,
+            holds=lambda b: b.max_seconds is None or b.max_seconds >= b.initial_seconds,
             field_path=".maxSeconds",
         ),
     )
@@ -206,8 +213,15 @@ class ContinuableJobSpec(ApiModel):
     max_resumptions: int | None = Field(
         default=None,
         ge=0,
-        description="Interruptions allowed (preemption, eviction, drain, rollout); unlimited "
-        "when omitted. Beyond it the job fails with reason ResumeLimitExceeded.",
+        description="Interruptions allowed (status.interruptions); unlimited when omitted. "
+        "Beyond it the job fails with reason ResumeLimitExceeded. An interruption is an attempt "
+        "ended by: preemption, eviction, a node drain, deletion of its pod, a rollout of a new "
+        "template, suspend, a `continuable interrupt`, a clean exit 75 (the SDK saved its "
+        "cursor and stopped), a podFailurePolicy Ignore rule matching a pod that was disrupted "
+        "(DisruptionTarget), or a pod that vanished without a recorded outcome (force-deleted on "
+        "a lost node), whose attempt ends as Lost. Not counted: the relaunch that starts an "
+        "isolated step in a fresh attempt, and a restart a person asks for (continuable "
+        "restart). Crashes count against backoffLimit instead.",
     )
     active_deadline_seconds: int | None = Field(
         default=None,

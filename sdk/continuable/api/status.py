@@ -17,9 +17,17 @@ from .checkpoint import Checkpoint
 
 Phase = Literal["Pending", "Running", "Interrupted", "Suspended", "Succeeded", "Failed"]
 ConditionType = Literal[
-    "Running", "Interrupted", "Suspended", "Complete", "Failed", "PodCreateFailed"
+    "Running",
+    "Interrupted",
+    "Suspended",
+    "Complete",
+    "Failed",
+    "PodCreateFailed",
+    "NameConflict",
+    "ServiceAccountShared",
+    "RestartRefused",
 ]
-AttemptOutcome = Literal["Running", "Succeeded", "Interrupted", "Isolated", "Failed"]
+AttemptOutcome = Literal["Running", "Succeeded", "Interrupted", "Isolated", "Failed", "Lost"]
 
 
 class Condition(ApiModel):
@@ -49,7 +57,12 @@ class AttemptRecord(ApiModel):
     pod_name: str = Field(max_length=253, description="Name of the attempt's pod.")
     start_time: datetime | None = Field(default=None, description="When the pod was created.")
     end_time: datetime | None = Field(default=None, description="When the pod ended.")
-    outcome: AttemptOutcome = Field(description="How the attempt ended, or Running.")
+    outcome: AttemptOutcome = Field(
+        description="How the attempt ended, or Running: Succeeded, Interrupted, Isolated (stopped "
+        "so an isolated step starts in a fresh attempt), Failed, or Lost (the pod vanished "
+        "without a recorded outcome, e.g. force-deleted on a lost node; counted as an "
+        "interruption)."
+    )
     reason: str | None = Field(
         default=None, max_length=1024, description="Why, e.g. Preempted, Evicted, Error."
     )
@@ -84,7 +97,8 @@ class ContinuableJobStatus(ApiModel):
         default=0,
         ge=0,
         description="Attempts ended by an interruption (preemption, eviction, drain, rollout, "
-        "suspend, deletion); bounded by spec.maxResumptions.",
+        "suspend, deletion, a Lost pod; spec.maxResumptions lists them all); bounded by "
+        "spec.maxResumptions.",
     )
     failures: int = Field(
         default=0, ge=0, description="Counted failures (crashes); bounded by spec.backoffLimit."
@@ -103,7 +117,12 @@ class ContinuableJobStatus(ApiModel):
         default_factory=list,
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Running, Interrupted, Suspended, Complete, Failed, PodCreateFailed.",
+        description="Running, Interrupted, Suspended, Complete, Failed; PodCreateFailed (the "
+        "last pod creation was refused); NameConflict (an object the job needs, such as its pod "
+        "or results ConfigMap, is taken by one the job does not control, so the job waits); "
+        "ServiceAccountShared (the template names a service account an earlier job of the "
+        "namespace already names); RestartRefused (the last restart request was refused, for "
+        "example an unknown step name; the message says why).",
     )
     saved_seconds: float | None = Field(
         default=None,

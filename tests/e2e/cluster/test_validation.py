@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from continuable.api import ContinuableJob
 from tests.cluster.session import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
@@ -143,6 +145,49 @@ def test_the_valid_base_is_accepted_with_defaults(cluster: Cluster, namespace: s
         "resultsMaxBytes": 524288,
     }
     assert spec["restartPolicyOnTemplateChange"] == "Resume"
+    assert spec["backoff"] == {"initialSeconds": 10, "factor": 2.0}
+
+
+# (backoff, accepted): the API server's CEL rule and the model's Python rule give one verdict.
+BACKOFFS: list[tuple[dict[str, Any], bool]] = [
+    ({"initialSeconds": 600}, True),
+    # Stored as null (the field is nullable), which the operator must read as omitted.
+    ({"initialSeconds": 600, "maxSeconds": None}, True),
+    ({"initialSeconds": 600, "maxSeconds": 600}, True),
+    ({"maxSeconds": 60}, True),
+    ({"initialSeconds": 600, "maxSeconds": 360}, False),
+    ({"maxSeconds": 5}, False),
+]
+
+
+@pytest.mark.parametrize(("backoff", "accepted"), BACKOFFS, ids=[repr(b) for b, _ in BACKOFFS])
+def test_max_seconds_is_checked_only_when_given(
+    cluster: Cluster, namespace: str, backoff: dict[str, Any], accepted: bool
+) -> None:
+    """maxSeconds has no schema default (when omitted it is max(360, initialSeconds)), so
+    initialSeconds alone is never refused; given, it must not be below initialSeconds."""
+    document = _with("spec.backoff", backoff)
+    result = cluster.kubectl.run(
+        "create",
+        "--validate=strict",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(document),
+        check=False,
+    )
+    try:
+        ContinuableJob.model_validate(document)
+        python_accepts = True
+    except ValidationError:
+        python_accepts = False
+    assert (result.returncode == 0, python_accepts) == (accepted, accepted), result.stderr
+    if not accepted:
+        assert "spec.backoff.maxSeconds" in result.stderr, result.stderr
+        return
+    job = json.loads(cluster.kubectl("get", "cjob", "bad", "-n", namespace, "-o", "json"))
+    assert job["spec"]["backoff"] == {"initialSeconds": 10, "factor": 2.0} | backoff
 
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*/job.yaml"))

@@ -110,7 +110,7 @@ def _schema_node(path: str) -> Schema:
 def test_cross_field_rules_are_rendered_as_cel() -> None:
     assert "self.metadata.name" in open_api_schema()["x-kubernetes-validations"][0]["rule"]
     assert _schema_node("spec.backoff")["x-kubernetes-validations"][0]["rule"] == (
-        "self.maxSeconds >= self.initialSeconds"
+        "!has(self.maxSeconds) || self.maxSeconds >= self.initialSeconds"
     )
     rules = _schema_node("spec")["x-kubernetes-validations"]
     assert any("activeDeadlineSeconds" in rule["rule"] for rule in rules)
@@ -145,3 +145,55 @@ def test_status_checkpoint_cursor_accepts_any_json() -> None:
         "x-kubernetes-preserve-unknown-fields": True,
     }
     assert ContinuableJob.model_fields["status"].is_required() is False
+
+
+def test_max_seconds_has_no_schema_default() -> None:
+    """Its effective value when omitted, max(360, initialSeconds), is no constant: a schema
+    default of 360 would break the CEL rule for `initialSeconds: 600` alone."""
+    backoff = _schema_node("spec.backoff")
+    assert "default" not in backoff["properties"]["maxSeconds"]
+    assert "maxSeconds" not in backoff["default"]
+    assert "max(360, initialSeconds)" in backoff["properties"]["maxSeconds"]["description"]
+
+
+def test_max_resumptions_names_every_interruption_it_counts() -> None:
+    """`kubectl explain cjob.spec.maxResumptions` is where a user learns what counts."""
+    description = _schema_node("spec.maxResumptions")["description"]
+    counted = [
+        "preemption",
+        "eviction",
+        "node drain",
+        "deletion of its pod",
+        "rollout of a new template",
+        "suspend",
+        "continuable interrupt",
+        "exit 75",
+        "podFailurePolicy Ignore rule",
+        "Lost",
+    ]
+    not_counted = ["isolated step", "continuable restart"]
+    assert [w for w in counted + not_counted if w not in description] == []
+    assert "ResumeLimitExceeded" in description
+
+
+def test_status_enums_hold_the_new_outcome_and_condition_types() -> None:
+    attempts = _schema_node("status.attempts")["items"]["properties"]
+    assert attempts["outcome"]["enum"] == [
+        "Running",
+        "Succeeded",
+        "Interrupted",
+        "Isolated",
+        "Failed",
+        "Lost",
+    ]
+    condition = _schema_node("status.conditions")["items"]["properties"]
+    new = {"NameConflict", "ServiceAccountShared", "RestartRefused"}
+    assert new <= set(condition["type"]["enum"])
+    description = _schema_node("status.conditions")["description"]
+    assert [t for t in condition["type"]["enum"] if t not in description] == []
+
+
+def test_condition_reasons_are_checked_as_metav1_condition_checks_them() -> None:
+    reason = _schema_node("status.conditions")["items"]["properties"]["reason"]
+    assert reason["pattern"] == "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    assert (reason["minLength"], reason["maxLength"]) == (1, 1024)

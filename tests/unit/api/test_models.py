@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from continuable.api import ContinuableJob, ContinuableJobSpec, ContinuableJobStatus
+from continuable.api import (
+    AttemptRecord,
+    Condition,
+    ContinuableJob,
+    ContinuableJobSpec,
+    ContinuableJobStatus,
+)
 
 FULL_SPEC: dict[str, Any] = {
     "template": {
@@ -112,7 +118,8 @@ def test_defaults_match_batch_job_and_the_design(minimal: dict[str, Any]) -> Non
     job = ContinuableJob.model_validate(minimal)
     wire = job.to_wire()["spec"]
     assert wire["backoffLimit"] == 6
-    assert wire["backoff"] == {"initialSeconds": 10, "maxSeconds": 360, "factor": 2.0}
+    # No maxSeconds: when omitted it is max(360, initialSeconds), which no schema default can say.
+    assert wire["backoff"] == {"initialSeconds": 10, "factor": 2.0}
     assert wire["checkpoint"] == {
         "intervalSeconds": 10,
         "maxBytes": 16384,
@@ -121,6 +128,34 @@ def test_defaults_match_batch_job_and_the_design(minimal: dict[str, Any]) -> Non
     assert wire["suspend"] is False
     assert wire["restartPolicyOnTemplateChange"] == "Resume"
     assert "maxResumptions" not in wire
+
+
+BACKOFFS: list[tuple[dict[str, Any], bool]] = [
+    ({}, True),
+    ({"initialSeconds": 600}, True),
+    ({"initialSeconds": 600, "maxSeconds": None}, True),
+    ({"initialSeconds": 86400, "factor": 1.0}, True),
+    ({"initialSeconds": 600, "maxSeconds": 600}, True),
+    ({"initialSeconds": 5, "maxSeconds": 60}, True),
+    ({"maxSeconds": 60}, True),
+    ({"initialSeconds": 60, "maxSeconds": 10}, False),
+    ({"initialSeconds": 600, "maxSeconds": 360}, False),
+    ({"maxSeconds": 5}, False),
+]
+
+
+@pytest.mark.parametrize(("backoff", "valid"), BACKOFFS, ids=[repr(b) for b, _ in BACKOFFS])
+def test_max_seconds_is_checked_only_when_given(
+    minimal: dict[str, Any], backoff: dict[str, Any], valid: bool
+) -> None:
+    """The same verdicts as the API server's CEL rule (tests/e2e/cluster/test_validation.py)."""
+    minimal["spec"]["backoff"] = backoff
+    if valid:
+        wire = ContinuableJob.model_validate(minimal).to_wire()["spec"]["backoff"]
+        assert wire.get("maxSeconds") == backoff.get("maxSeconds")
+    else:
+        with pytest.raises(ValidationError, match="maxSeconds must be greater than or equal"):
+            ContinuableJob.model_validate(minimal)
 
 
 def test_status_counters_are_always_present() -> None:
@@ -220,3 +255,51 @@ def test_assignment_is_validated_too() -> None:
     )
     with pytest.raises(ValidationError, match="backoff_limit"):
         spec.backoff_limit = -1
+
+
+def test_a_vanished_pod_ends_its_attempt_as_lost() -> None:
+    record = {"attempt": 3, "podName": "nightly-report-3", "outcome": "Lost", "reason": "PodLost"}
+    assert AttemptRecord.model_validate(record).to_wire() == record
+
+
+@pytest.mark.parametrize("type_", ["NameConflict", "ServiceAccountShared", "RestartRefused"])
+def test_the_operator_may_write_the_new_condition_types(type_: str) -> None:
+    condition = {
+        "type": type_,
+        "status": "True",
+        "reason": type_,
+        "message": "details",
+        "lastTransitionTime": "2026-11-27T08:05:02Z",
+    }
+    assert Condition.model_validate(condition).to_wire()["type"] == type_
+
+
+# What metav1.Condition allows as a reason (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+CONDITION_REASONS: list[tuple[str, bool]] = [
+    ("PodRunning", True),
+    ("Out_of_gpu", True),
+    ("a", True),
+    ("Quota:Exceeded,Twice", True),
+    ("OutOfnvidia.com/gpu", False),
+    ("OutOfephemeral-storage", False),
+    ("Ends:", False),
+    ("1stReason", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "valid"), CONDITION_REASONS, ids=[r or "empty" for r, _ in CONDITION_REASONS]
+)
+def test_condition_reasons_follow_the_metav1_pattern(reason: str, valid: bool) -> None:
+    condition = {
+        "type": "PodCreateFailed",
+        "status": "True",
+        "reason": reason,
+        "lastTransitionTime": "2026-11-27T08:05:02Z",
+    }
+    if valid:
+        Condition.model_validate(condition)
+    else:
+        with pytest.raises(ValidationError, match="reason"):
+            Condition.model_validate(condition)
