@@ -21,7 +21,7 @@ from tabulating import print_table
 
 import continuable
 from continuable.backends.kubernetes import ClientJobApi, KubernetesBackend
-from continuable.names import results_config_map
+from continuable_operator.launching import build_results_config_map
 from tests.cluster.kubectl import Kubectl
 from tests.cluster.session import open_cluster, temporary_namespace
 
@@ -41,8 +41,10 @@ def _job(name: str, interval: int) -> dict[str, Any]:
     }
 
 
-def _prepare(kubectl: Kubectl, namespace: str, name: str, interval: int = 10) -> None:
-    """What the operator does before a launch: the job, status.attempt and the results map."""
+def _prepare(kubectl: Kubectl, namespace: str, name: str, interval: int = 10) -> str:
+    """What the operator does before a launch: the job, status.attempt and the results map
+    (owned by the job, with the operator's own builder: the SDK's result writes test the owner's
+    UID). Returns the job's UID, which the SDK's writes test too."""
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_job(name, interval)))
     kubectl(
         "patch",
@@ -55,14 +57,15 @@ def _prepare(kubectl: Kubectl, namespace: str, name: str, interval: int = 10) ->
         "-p",
         json.dumps({"status": {"attempt": 1}}),
     )
-    kubectl(
-        "create", "configmap", results_config_map(name), "-n", namespace, "--from-literal=attempt=1"
-    )
+    job = json.loads(kubectl("get", "cjob", name, "-n", namespace, "-o", "json"))
+    config_map = build_results_config_map(job, 1)
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(config_map))
+    return str(job["metadata"]["uid"])
 
 
-def _backend(namespace: str, name: str) -> KubernetesBackend:
+def _backend(namespace: str, name: str, uid: str) -> KubernetesBackend:
     return KubernetesBackend(
-        ClientJobApi(name, namespace), job=name, namespace=namespace, attempt=1
+        ClientJobApi(name, namespace), job=name, namespace=namespace, attempt=1, uid=uid
     )
 
 
@@ -86,8 +89,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def bench_latency(
     namespace: str, kubectl: Kubectl
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    _prepare(kubectl, namespace, JOB)
-    backend = _backend(namespace, JOB)
+    uid = _prepare(kubectl, namespace, JOB)
+    backend = _backend(namespace, JOB, uid)
     api = backend._api
     assert isinstance(api, ClientJobApi)
     fenced, merged = [], []
@@ -113,9 +116,9 @@ def bench_writes_per_minute(
     namespace: str, kubectl: Kubectl, interval: int, seconds: float
 ) -> float:
     name = f"rate-{interval}"
-    _prepare(kubectl, namespace, name, interval)
+    uid = _prepare(kubectl, namespace, name, interval)
     with continuable.Job(
-        backend=_backend(namespace, name), exit_process=False, handle_signals=False
+        backend=_backend(namespace, name, uid), exit_process=False, handle_signals=False
     ) as job:
 
         @job.step
@@ -133,9 +136,9 @@ def bench_writes_per_minute(
 
 def bench_size(namespace: str, kubectl: Kubectl) -> tuple[int, int]:
     name = "ten-steps"
-    _prepare(kubectl, namespace, name)
+    uid = _prepare(kubectl, namespace, name)
     with continuable.Job(
-        backend=_backend(namespace, name), exit_process=False, handle_signals=False
+        backend=_backend(namespace, name, uid), exit_process=False, handle_signals=False
     ) as job:
         for index in range(10):
 

@@ -19,6 +19,7 @@ from continuable.names import (
     ENV_ATTEMPT,
     ENV_CHECKPOINT_INTERVAL,
     ENV_JOB,
+    ENV_JOB_UID,
     ENV_NAMESPACE,
     JOB_LABEL,
     RESULTS_ATTEMPT_KEY,
@@ -56,6 +57,7 @@ def build_pod(job: Mapping[str, Any], attempt: int) -> dict[str, Any]:
     )
     ours = {
         ENV_JOB: name,
+        ENV_JOB_UID: str(job["metadata"]["uid"]),
         ENV_NAMESPACE: job["metadata"]["namespace"],
         ENV_ATTEMPT: str(attempt),
         ENV_CHECKPOINT_INTERVAL: str(interval),

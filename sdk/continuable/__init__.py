@@ -15,6 +15,7 @@
 Importing this package loads neither the Kubernetes client nor pydantic: a local job starts fast.
 """
 
+from continuable.ending import Outcome
 from continuable.errors import (
     BackendError,
     BudgetExceeded,
@@ -28,7 +29,7 @@ from continuable.errors import (
     ResultTooLarge,
     StepNotReplayable,
 )
-from continuable.jobs import Job, Outcome
+from continuable.jobs import Job
 from continuable.steps import Step
 
 __version__ = "0.1.0"

@@ -3,21 +3,22 @@
     Exception
     └── ContinuableError            anything the SDK refuses or cannot do
         ├── InvalidStepError        steps used so that a resume could go wrong (duplicate,
-        │                           nested, reordered, unknown result)
+        │                           nested, reordered, unknown result, more than 100)
         ├── StepNotReplayable       an idempotent=False step was started by an earlier attempt
         ├── CursorError             a cursor that is not JSON or cannot advance
         ├── ResultError             a step result that is not JSON
         ├── BudgetExceeded          a write would pass its byte budget
         │   ├── CheckpointTooLarge  status.checkpoint (spec.checkpoint.maxBytes)
         │   └── ResultTooLarge      the results ConfigMap (spec.checkpoint.resultsMaxBytes)
-        ├── FencedOut               a newer attempt owns the job; this pod must stop
         └── BackendError            the checkpoint store failed
             └── BackendUnavailable  ... for now (connection, 429, 5xx, timeout): retried
     BaseException
-    └── Interrupted                 termination requested; the cursor is saved
+    ├── Interrupted                 termination requested; the cursor is saved
+    └── FencedOut                   a newer attempt owns the job, or the job was deleted (and
+                                    maybe created again under its name); this pod must stop
 
-`Interrupted` derives from `BaseException` on purpose: an `except Exception` in a job's code must
-not swallow the request to stop.
+`Interrupted` and `FencedOut` derive from `BaseException` on purpose: an `except Exception` in a
+job's code must not swallow the request to stop, nor let a zombie go on with its side effects.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ class ResultTooLarge(BudgetExceeded):
     """The step results would pass spec.checkpoint.resultsMaxBytes."""
 
 
-class FencedOut(ContinuableError):
-    """A newer attempt owns the job: this attempt's writes are refused and it must stop."""
+class FencedOut(BaseException):
+    """A newer attempt owns the job, or the job is gone: this attempt's writes are refused and it
+    stops without writing; the job exits with code 75."""
 
 
 class BackendError(ContinuableError):

@@ -34,6 +34,9 @@ DISRUPTION_TARGET: Final = "DisruptionTarget"
 ENV_JOB: Final = "CONTINUABLE_JOB"
 ENV_NAMESPACE: Final = "CONTINUABLE_NAMESPACE"
 ENV_ATTEMPT: Final = "CONTINUABLE_ATTEMPT"
+# The job's UID: its writes test it, so a pod of a deleted job can never write into a new job
+# of the same name.
+ENV_JOB_UID: Final = "CONTINUABLE_JOB_UID"
 ENV_CHECKPOINT_INTERVAL: Final = "CONTINUABLE_CHECKPOINT_INTERVAL"
 
 # A job name is a label value on every pod, so it must be a DNS-1123 label.

@@ -1,15 +1,16 @@
-"""A step of a job: its cursor, progress and timings, and the helpers that iterate for it.
+"""A step of a job: its cursor, progress and timings, the helpers that iterate for it, and the
+steps' wire form, the checkpoint document (`status.checkpoint`).
 
 `Step.set()` is the hot path of a job's inner loop, so it does no I/O and, for the common
 integer cursor, no encoding: it stores the cursor and checks one flag. Writing is the
-checkpointer's job (`checkpointing.py`); deciding what is valid is the job's (`jobs.py`).
+checkpointer's job (`checkpointing.py`); deciding what fits is the budgets' (`budgets.py`).
 """
 
 from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from continuable.errors import CursorError
@@ -83,9 +84,14 @@ class Step:
         return self._advanced
 
     def set(self, cursor: Any) -> None:
-        """Record the cursor; raises Interrupted (after saving it) when termination was asked."""
+        """Record the cursor; raises Interrupted (after saving it) when termination was asked.
+
+        Back-pressure: once the store has taken no write for `HOLD_BACK_AFTER_INTERVALS` (3)
+        checkpoint intervals, waits until it takes one, so the cursor never runs much further
+        ahead of the last saved one than a SIGKILL may repeat.
+        """
         if type(cursor) is not int or not -_SMALL_INT < cursor < _SMALL_INT:
-            cursor = self._job._admit_cursor(self, cursor)
+            cursor = self._job._budgets.admit_cursor(self, cursor)
         self._cursor = cursor
         self._advanced = True
         if self._job._attention:
@@ -216,3 +222,39 @@ class Step:
         if type(done) is int:
             self._done = done
             self._total = total if type(total) is int else None
+
+
+# The checkpoint document (status.checkpoint): every step's wire form, and where the job is.
+
+
+def checkpoint_document(
+    steps: Iterable[Step], *, current: Step | None, attempt: int, now: float
+) -> dict[str, Any]:
+    """`status.checkpoint` for `steps` (in the order they first ran) while `current` runs."""
+    in_order = list(steps)
+    document: dict[str, Any] = {
+        "steps": [step._wire(now) for step in in_order],
+        "attempt": attempt,
+    }
+    # The running step, else the one to resume, else the last one: once every step is done,
+    # the Step and Progress columns still show where the job ended.
+    last = in_order[-1] if in_order else None
+    shown = current or next((s for s in reversed(in_order) if s.state != "Completed"), last)
+    if shown is not None:
+        document["currentStep"] = shown.name
+        progress = shown._progress_wire()
+        if progress is not None:
+            document["progress"] = progress
+    return document
+
+
+def restored_steps(job: Job, checkpoint: dict[str, Any]) -> dict[str, Step]:
+    """The steps of a saved checkpoint, by name, in the order they first ran."""
+    steps: dict[str, Step] = {}
+    for wire in checkpoint.get("steps", []):
+        step = Step._from_wire(job, wire)
+        steps[step.name] = step
+    shown = checkpoint.get("currentStep")
+    if shown in steps and isinstance(checkpoint.get("progress"), dict):
+        steps[shown]._restore_progress(checkpoint["progress"])
+    return steps

@@ -20,7 +20,8 @@ from typing import Any
 
 from continuable.backends import Settings
 from continuable.backends.memory import MemoryBackend
-from continuable.jobs import Job, StopReason
+from continuable.ending import StopReason
+from continuable.jobs import Job
 from continuable.steps import Step
 
 

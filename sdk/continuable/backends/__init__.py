@@ -7,6 +7,7 @@ Kubernetes backend (status subresource + results ConfigMap) plugs into the same 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ from continuable.names import (
     DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
     DEFAULT_CHECKPOINT_MAX_BYTES,
     DEFAULT_RESULTS_MAX_BYTES,
+    ENV_JOB,
 )
 
 
@@ -56,3 +58,14 @@ class Backend(Protocol):
     def termination_reason(self) -> str | None:
         """Why this attempt is being stopped, when the store can tell (a pod's DisruptionTarget)."""
         ...
+
+
+def default_backend() -> Backend:
+    """In a pod (CONTINUABLE_JOB set): the ContinuableJob's status; elsewhere a local file."""
+    if os.environ.get(ENV_JOB):
+        from .kubernetes import KubernetesBackend
+
+        return KubernetesBackend.from_environment()
+    from .localfile import LocalFileBackend, default_state_file, settings_from_environment
+
+    return LocalFileBackend(default_state_file(), settings_from_environment())

@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from continuable.errors import BackendError
+from continuable.errors import BackendError, ContinuableError
+from continuable.names import ENV_CHECKPOINT_INTERVAL
 
 from . import Settings, Snapshot
 
@@ -28,6 +29,22 @@ def default_state_file(argv0: str | None = None) -> Path:
         return Path(configured)
     script = Path(argv0 if argv0 is not None else sys.argv[0] or "job").stem or "job"
     return Path(".continuable") / f"{script}.json"
+
+
+def settings_from_environment() -> Settings:
+    """The default budgets, with `$CONTINUABLE_CHECKPOINT_INTERVAL` when it is set."""
+    interval = os.environ.get(ENV_CHECKPOINT_INTERVAL)
+    if not interval:
+        return Settings()
+    try:
+        seconds = float(interval)
+    except ValueError:
+        raise ContinuableError(
+            f"{ENV_CHECKPOINT_INTERVAL}={interval!r} is not a number of seconds"
+        ) from None
+    if seconds <= 0:
+        raise ContinuableError(f"{ENV_CHECKPOINT_INTERVAL}={interval!r} must be greater than 0")
+    return Settings(interval_seconds=seconds)
 
 
 class LocalFileBackend:

@@ -1,6 +1,8 @@
 """Running SDK jobs in real pods before the operator exists: the harness does by hand what the
 operator will do (status.attempt, the results ConfigMap, per-job RBAC), with the operator's own
-builders, and starts each attempt's pod."""
+builders, and starts each attempt's pod. So the pods get what the operator gives them, the job's
+UID in `CONTINUABLE_JOB_UID` among it, and the results ConfigMap is owned by the job, the owner
+reference its writes test."""
 
 from __future__ import annotations
 

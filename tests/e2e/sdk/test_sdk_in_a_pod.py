@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from .conftest import JobHarness
 pytestmark = pytest.mark.e2e
 
 PYTHON = [sys.executable]
+UNTIL_TOLD = "tests/e2e/sdk/jobs/until_told.py"
 
 
 def test_deleted_pod_resumes_in_the_next_attempt_with_every_item_once(harness: JobHarness) -> None:
@@ -67,6 +69,32 @@ def test_a_zombie_is_fenced_out_and_the_new_attempt_stays_intact(harness: JobHar
     assert final["attempt"] == 2
     assert final["stopReason"] == "Completed"
     assert sorted(set(harness.items())) == list(range(2000))
+
+
+def test_a_pod_of_a_deleted_job_cannot_write_into_a_new_job_of_its_name(
+    harness: JobHarness, scratch: Path
+) -> None:
+    """Issue 21, item 4: the job is deleted while its pod runs on (orphaned, as a pod stuck on a
+    lost node would), and a job of the same name is created with attempt 1 and its own results
+    ConfigMap; the old pod's write tests the UID it was given and is refused: it exits 75."""
+    go = scratch / f"{harness.name}.go"
+    # A long interval: the pod writes nothing by itself until it is told to stop.
+    spec = {"env": {"GO": str(go)}, "checkpoint": {"intervalSeconds": 300}}
+    old_uid = harness.create([*PYTHON, UNTIL_TOLD], **spec)["metadata"]["uid"]
+    harness.launch(1)
+    wait_for(harness.events.exists, timeout=60, what="the pod's step to run")
+    harness.kubectl(
+        "delete", "cjob", harness.name, "-n", harness.namespace, "--cascade=orphan", "--wait"
+    )
+    new_uid = harness.create([*PYTHON, UNTIL_TOLD], **spec)["metadata"]["uid"]
+    harness.set_attempt(1)
+    assert new_uid != old_uid
+    go.touch()
+    pod = harness.wait_pod(1, "Succeeded", "Failed", timeout=60)
+    log = harness.pod_log(1)
+    assert exit_code(pod) == 75, log
+    assert f"is another job now (uid {new_uid})" in log
+    assert "checkpoint" not in harness.status(), "the new job's status was written"
 
 
 def test_the_job_carries_on_through_an_apiserver_restart(

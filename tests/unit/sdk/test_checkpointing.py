@@ -18,7 +18,7 @@ class Recording(MemoryBackend):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__(settings)
         self.times: list[float] = []
-        self.fail_with: ContinuableError | None = None
+        self.fail_with: ContinuableError | FencedOut | None = None
 
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.fail_with is not None:
@@ -31,7 +31,11 @@ def test_flush_writes_only_changes() -> None:
     backend = Recording()
     state = {"steps": [], "n": 0}
     checkpointer = Checkpointer(
-        backend, interval_seconds=60, build=lambda: dict(state), on_failure=lambda e: None
+        backend,
+        interval_seconds=60,
+        build=lambda: dict(state),
+        on_failure=lambda e: None,
+        on_overdue=lambda: None,
     )
     checkpointer.flush()
     checkpointer.flush()

@@ -9,7 +9,7 @@ import pytest
 
 from continuable import CheckpointTooLarge, CursorError, Job, ResultError, ResultTooLarge, Step
 from continuable.backends import Settings
-from continuable.testing import interrupt_during_step, run
+from continuable.testing import interrupt_after_step, interrupt_during_step, run
 
 
 def _error_of(job_fn: Any, settings: Settings | None = None) -> BaseException | None:
@@ -151,6 +151,25 @@ def test_results_budget() -> None:
     assert isinstance(error, ResultTooLarge)
     assert "step 'big'" in str(error)
     assert "spec.checkpoint.resultsMaxBytes" in str(error)
+
+
+@pytest.mark.parametrize(
+    "interrupt", [(), interrupt_after_step("a")], ids=["one attempt", "resumed"]
+)
+def test_results_budget_counts_the_bytes_of_keys_and_values(interrupt: Any) -> None:
+    """A result counts as its ConfigMap entry, the key `<step>.json` and the value in UTF-8
+    bytes, beside room for the `attempt` key; results loaded on a resume count the same."""
+    settings = Settings(results_max_bytes=1600)
+
+    def job_fn(job: Job) -> None:
+        job.step("a", lambda: "é" * 400)  # 402 characters, 802 bytes
+        job.step("b", lambda: "é" * 400)
+
+    result = run(job_fn, settings=settings, interrupt=interrupt)
+    error = result.attempts[-1].error
+    assert isinstance(error, ResultTooLarge)
+    assert "step 'b'" in str(error)
+    assert result.backend.results == {"a": "é" * 400}
 
 
 @pytest.mark.parametrize(("done", "total"), [(-1, None), (1.5, None), (1, -1), (1, "10")])

@@ -190,6 +190,24 @@ def test_progress_is_in_the_checkpoint_while_interrupted() -> None:
     assert result.checkpoint["stopReason"] == "Interrupted"
 
 
+def test_the_last_step_and_its_progress_stay_once_the_job_completed() -> None:
+    """The Step and Progress columns keep showing where the job ended."""
+
+    def job_fn(job: Job) -> None:
+        job.step("fetch", lambda: None)
+
+        @job.step
+        def process(step: Step) -> None:
+            for _ in step.range(100):
+                pass
+
+    result = run(job_fn)
+    assert result.checkpoint is not None
+    assert result.checkpoint["stopReason"] == "Completed"
+    assert result.checkpoint["currentStep"] == "process"
+    assert result.checkpoint["progress"] == {"done": 100, "total": 100, "summary": "100/100"}
+
+
 def test_isolated_step_starts_in_a_fresh_attempt() -> None:
     def job_fn(job: Job) -> None:
         job.step("first", lambda: 1)

@@ -7,6 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from continuable import InvalidStepError, Job, Step
+from continuable.backends import Settings
+from continuable.backends.memory import MemoryBackend
+from continuable.names import KIB, MAX_STEPS
 from continuable.testing import interrupt_after_step, interrupt_during_step, run
 
 
@@ -75,3 +78,16 @@ def test_new_step_inserted_before_the_one_being_resumed() -> None:
     started = run(first_version, interrupt=interrupt_during_step("a", cursor=3), max_attempts=1)
     message = _fails_with(changed, backend=started.backend)
     assert "'new' was reached where step 'a' should resume at cursor 3" in message
+
+
+def test_more_steps_than_the_limit_are_refused_at_the_step_past_it() -> None:
+    def job_fn(job: Job) -> None:
+        for index in range(MAX_STEPS + 1):
+            job.step(f"s{index}", lambda: None)
+
+    backend = MemoryBackend(Settings(max_bytes=64 * KIB))
+    message = _fails_with(job_fn, backend=backend)
+    assert f"step 's{MAX_STEPS}' would be step {MAX_STEPS + 1}" in message
+    assert f"at most {MAX_STEPS} steps" in message
+    assert backend.checkpoint is not None
+    assert len(backend.checkpoint["steps"]) == MAX_STEPS
