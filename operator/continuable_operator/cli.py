@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import kopf
 
 from .cluster import ClusterApi
-from .electing import LeaseElector
+from .electing import KubeLeases, LeaseElector
 from .handlers import build_registry, settings
 from .metrics import OperatorMetrics
 from .reconciling import Reconciler
-from .serving import serve_health
+from .serving import health_app, serve_health
 
 log = logging.getLogger("continuable_operator")
 
@@ -106,12 +106,14 @@ async def _run(args: argparse.Namespace) -> None:
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
     reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), metrics=metrics)
     ready, standby = asyncio.Event(), asyncio.Event()
-    health = await serve_health(args.bind_address, args.health_port, ready, standby)
+    app = health_app(ready, standby, reconciler.scheduler.stalled)
+    health = await serve_health(args.bind_address, args.health_port, app)
     log.info("health endpoints on %s:%d", args.bind_address, args.health_port)
     stop = threading.Event()
     if args.leader_elect:
         elector = LeaseElector(
-            args.lease_namespace, args.lease_name, f"{socket.gethostname()}-{os.getpid()}"
+            KubeLeases(args.lease_namespace, args.lease_name),
+            f"{socket.gethostname()}-{os.getpid()}",
         )
         standby.set()
         if not await asyncio.to_thread(elector.acquire, stop):

@@ -1,17 +1,28 @@
 """The operator's API calls, over the kubernetes client, behind one small class.
 
-Everything the reconciler does to the cluster goes through here, rate limited; errors come out
-as `ApiError` with the HTTP status and the API server's message, so the decisions about them
-stay in plain code.
+Everything the reconciler does to the cluster goes through here, rate limited and with a timeout
+on every call; every failure comes out as `ApiError`: with the HTTP status and the API server's
+message, or with status 0 when no answer came at all (refused, reset, timed out: an API server
+restart), so the reconciler retries both the same way and the decisions stay in plain code.
+
+Events are aggregated as client-go's EventCorrelator does: a repeat of an Event already posted
+about the same object raises that Event's `count` instead of posting another, so a pod creation
+refused every few seconds does not flood the namespace's Events.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+
+import urllib3
 
 from continuable.backends.kubernetes import result_key
 from continuable.names import (
@@ -30,7 +41,15 @@ Object = dict[str, Any]
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+# (connect, read) seconds: a call to an API server that went away fails instead of hanging.
 TIMEOUT = (5.0, 30.0)
+# The status of an ApiError when the API server gave no answer at all.
+NO_ANSWER = 0
+# A repeat of an Event within this many seconds of its last posting is counted on it (client-go
+# aggregates over 10 minutes too); after that it is news again.
+EVENT_REPEAT_SECONDS = 600
+# How many posted Events are remembered for counting repeats (client-go's LRU holds 4096).
+EVENT_CACHE_SIZE = 4096
 
 
 class ApiError(Exception):
@@ -49,28 +68,68 @@ def _message(body: Any) -> tuple[str, str]:
         return "", str(body)
 
 
+def api_error(err: Exception) -> ApiError | None:
+    """What an exception out of the kubernetes client means: an `ApiError`, or None for anything
+    else (a bug, which must not pass for an API failure)."""
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(err, ApiException) and err.status:
+        reason, message = _message(err.body)
+        return ApiError(int(err.status), reason or str(err.reason), message)
+    # The client raises ApiException with status 0 for a TLS failure; urllib3 its own errors
+    # (MaxRetryError for a refused connection, ReadTimeoutError, ProtocolError for a reset);
+    # reading a response can raise the socket's OSError or http.client's errors.
+    no_answer = (ApiException, urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
+    if isinstance(err, no_answer):
+        detail = err.reason if isinstance(err, ApiException) else f"{type(err).__name__}: {err}"
+        return ApiError(NO_ANSWER, "NoAnswer", f"no answer from the API server: {detail}")
+    return None
+
+
+@dataclass
+class _Posted:
+    """An Event this operator posted, for counting its repeats."""
+
+    name: str
+    count: int
+    last: datetime
+
+
 class ClusterApi:
     def __init__(
-        self, *, qps: float = 20.0, burst: int = 30, component: str = "continuable-operator"
+        self,
+        *,
+        qps: float = 20.0,
+        burst: int = 30,
+        component: str = "continuable-operator",
+        core: Any = None,
+        custom: Any = None,
+        rbac: Any = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`core`, `custom` and `rbac` stand in for the kubernetes client's API classes (tests)."""
         from kubernetes import client
 
         self._client = client.ApiClient()
-        self._custom = client.CustomObjectsApi(self._client)
-        self._core = client.CoreV1Api(self._client)
-        self._rbac = client.RbacAuthorizationV1Api(self._client)
+        self._custom = custom or client.CustomObjectsApi(self._client)
+        self._core = core or client.CoreV1Api(self._client)
+        self._rbac = rbac or client.RbacAuthorizationV1Api(self._client)
         self._bucket = TokenBucket(qps, burst)
         self._component = component
+        self._clock = clock
+        self._posted: OrderedDict[tuple[str, str, str, str], _Posted] = OrderedDict()
+        self._posted_lock = threading.Lock()
 
-    def _call(self, call: Callable[[], T]) -> T:
-        from kubernetes.client.exceptions import ApiException
-
+    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One API call, rate limited and with the timeout, its failures as `ApiError`."""
         self._bucket.take()
         try:
-            return call()
-        except ApiException as err:
-            reason, message = _message(err.body)
-            raise ApiError(int(err.status or 0), reason or str(err.reason), message) from err
+            return method(*args, _request_timeout=TIMEOUT, **kwargs)
+        except Exception as err:
+            error = api_error(err)
+            if error is None:
+                raise
+            raise error from err
 
     def _plain(self, obj: Any) -> Object:
         plain: Object = self._client.sanitize_for_serialization(obj)
@@ -81,15 +140,20 @@ class ClusterApi:
     def get_job(self, namespace: str, name: str) -> Object | None:
         try:
             job: Object = self._call(
-                lambda: self._custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT
-                )
+                self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
             )
         except ApiError as err:
             if err.status == 404:
                 return None
             raise
         return job
+
+    def list_jobs(self, namespace: str) -> list[Object]:
+        """Every ContinuableJob of the namespace (to tell who else uses a service account)."""
+        listed: Object = self._call(
+            self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+        )
+        return list(listed.get("items") or [])
 
     def patch_job(
         self, namespace: str, name: str, body: Any, *, json_patch: bool, status: bool = False
@@ -100,30 +164,18 @@ class ClusterApi:
             if status
             else self._custom.patch_namespaced_custom_object
         )
-        self._call(
-            lambda: patch(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                _content_type=JSON_PATCH if json_patch else MERGE_PATCH,
-                _request_timeout=TIMEOUT,
-            )
-        )
+        content_type = JSON_PATCH if json_patch else MERGE_PATCH
+        self._call(patch, GROUP, VERSION, namespace, PLURAL, name, body, _content_type=content_type)
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
         self._call(
-            lambda: self._custom.delete_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
-                _request_timeout=TIMEOUT,
-            )
+            self._custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
         )
 
     def drop_results(self, namespace: str, job: str, steps: tuple[str, ...]) -> None:
@@ -131,9 +183,11 @@ class ClusterApi:
         body = {"data": {result_key(step): None for step in steps}}
         try:
             self._call(
-                lambda: self._core.patch_namespaced_config_map(
-                    results_config_map(job), namespace, body, _content_type=MERGE_PATCH
-                )
+                self._core.patch_namespaced_config_map,
+                results_config_map(job),
+                namespace,
+                body,
+                _content_type=MERGE_PATCH,
             )
         except ApiError as err:
             if err.status != 404:
@@ -143,63 +197,85 @@ class ClusterApi:
 
     def list_pods(self, namespace: str, job: str) -> list[Object]:
         pods = self._call(
-            lambda: self._core.list_namespaced_pod(
-                namespace, label_selector=f"{JOB_LABEL}={job}", _request_timeout=TIMEOUT
-            )
+            self._core.list_namespaced_pod, namespace, label_selector=f"{JOB_LABEL}={job}"
         )
         return [self._plain(p) for p in pods.items]
 
     def create(self, manifest: Object) -> None:
-        namespace = manifest["metadata"]["namespace"]
         kind = manifest["kind"]
-        creators: dict[str, Callable[[], Any]] = {
-            "Pod": lambda: self._core.create_namespaced_pod(namespace, manifest),
-            "ConfigMap": lambda: self._core.create_namespaced_config_map(namespace, manifest),
-            "ServiceAccount": lambda: self._core.create_namespaced_service_account(
-                namespace, manifest
-            ),
-            "Role": lambda: self._rbac.create_namespaced_role(namespace, manifest),
-            "RoleBinding": lambda: self._rbac.create_namespaced_role_binding(namespace, manifest),
+        creators: dict[str, Callable[..., Any]] = {
+            "Pod": self._core.create_namespaced_pod,
+            "ConfigMap": self._core.create_namespaced_config_map,
+            "ServiceAccount": self._core.create_namespaced_service_account,
+            "Role": self._rbac.create_namespaced_role,
+            "RoleBinding": self._rbac.create_namespaced_role_binding,
         }
-        self._call(creators[kind])
+        # The pod carries the user's template: a misspelt field is refused (400, naming it)
+        # instead of silently dropped.
+        options = {"field_validation": "Strict"} if kind == "Pod" else {}
+        self._call(creators[kind], manifest["metadata"]["namespace"], manifest, **options)
+
+    def get(self, kind: str, namespace: str, name: str) -> Object | None:
+        """An object the operator creates for a job (Pod, ConfigMap, ServiceAccount, Role,
+        RoleBinding), or None when there is none of that name."""
+        readers: dict[str, Callable[..., Any]] = {
+            "Pod": self._core.read_namespaced_pod,
+            "ConfigMap": self._core.read_namespaced_config_map,
+            "ServiceAccount": self._core.read_namespaced_service_account,
+            "Role": self._rbac.read_namespaced_role,
+            "RoleBinding": self._rbac.read_namespaced_role_binding,
+        }
+        try:
+            return self._plain(self._call(readers[kind], name, namespace))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def patch(self, kind: str, namespace: str, name: str, ops: list[Object]) -> None:
+        """A JSON patch (RFC 6902) of such an object: its `test` ops make it conditional."""
+        patchers: dict[str, Callable[..., Any]] = {
+            "Pod": self._core.patch_namespaced_pod,
+            "ConfigMap": self._core.patch_namespaced_config_map,
+            "ServiceAccount": self._core.patch_namespaced_service_account,
+            "Role": self._rbac.patch_namespaced_role,
+            "RoleBinding": self._rbac.patch_namespaced_role_binding,
+        }
+        self._call(patchers[kind], name, namespace, ops, _content_type=JSON_PATCH)
 
     def merge(self, manifest: Object) -> None:
         """Merge-patch an existing object to `manifest`'s content (lists are replaced)."""
-        namespace = manifest["metadata"]["namespace"]
-        name = manifest["metadata"]["name"]
         body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
         body["metadata"] = {"labels": manifest["metadata"].get("labels", {})}
-        patchers: dict[str, Callable[[], Any]] = {
-            "ConfigMap": lambda: self._core.patch_namespaced_config_map(
-                name, namespace, body, _content_type=MERGE_PATCH
-            ),
-            "ServiceAccount": lambda: self._core.patch_namespaced_service_account(
-                name, namespace, body, _content_type=MERGE_PATCH
-            ),
-            "Role": lambda: self._rbac.patch_namespaced_role(
-                name, namespace, body, _content_type=MERGE_PATCH
-            ),
-            "RoleBinding": lambda: self._rbac.patch_namespaced_role_binding(
-                name, namespace, body, _content_type=MERGE_PATCH
-            ),
+        patchers: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self._core.patch_namespaced_config_map,
+            "ServiceAccount": self._core.patch_namespaced_service_account,
+            "Role": self._rbac.patch_namespaced_role,
+            "RoleBinding": self._rbac.patch_namespaced_role_binding,
         }
-        self._call(patchers[manifest["kind"]])
+        self._call(
+            patchers[manifest["kind"]],
+            manifest["metadata"]["name"],
+            manifest["metadata"]["namespace"],
+            body,
+            _content_type=MERGE_PATCH,
+        )
 
     def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> None:
         """Add a condition to the pod's status (strategic merge on `type`, as a kubelet keeps
         conditions it does not own)."""
         body = {"metadata": {"uid": uid}, "status": {"conditions": [condition]}}
         self._call(
-            lambda: self._core.patch_namespaced_pod_status(
-                name, namespace, body, _content_type=STRATEGIC_MERGE_PATCH
-            )
+            self._core.patch_namespaced_pod_status,
+            name,
+            namespace,
+            body,
+            _content_type=STRATEGIC_MERGE_PATCH,
         )
 
     def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         self._call(
-            lambda: self._core.delete_namespaced_pod(
-                name, namespace, body={"preconditions": {"uid": uid}}, _request_timeout=TIMEOUT
-            )
+            self._core.delete_namespaced_pod, name, namespace, body={"preconditions": {"uid": uid}}
         )
 
     def remove_finalizer(self, namespace: str, name: str, pod: Object) -> None:
@@ -210,13 +286,11 @@ class ClusterApi:
             {"op": "test", "path": f"/metadata/finalizers/{index}", "value": TRACKING_FINALIZER},
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
-        self._call(
-            lambda: self._core.patch_namespaced_pod(name, namespace, ops, _content_type=JSON_PATCH)
-        )
+        self._call(self._core.patch_namespaced_pod, name, namespace, ops, _content_type=JSON_PATCH)
 
     def get_pod(self, namespace: str, name: str) -> Object | None:
         try:
-            return self._plain(self._call(lambda: self._core.read_namespaced_pod(name, namespace)))
+            return self._plain(self._call(self._core.read_namespaced_pod, name, namespace))
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -225,29 +299,58 @@ class ClusterApi:
     # Events.
 
     def emit(self, job: Object, type_: str, reason: str, message: str) -> None:
+        """Post an Event about the job, or count a repeat on the one already posted."""
         metadata = job["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = metadata["namespace"]
+        message = message[:1024]
+        key = (metadata["uid"], type_, reason, message)
+        now = self._clock()
+        stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._posted_lock:
+            posted = self._posted.get(key)
+        if posted is not None and now - posted.last < timedelta(seconds=EVENT_REPEAT_SECONDS):
+            count = posted.count + 1
+            try:
+                self._call(
+                    self._core.patch_namespaced_event,
+                    posted.name,
+                    namespace,
+                    {"count": count, "lastTimestamp": stamp},
+                    _content_type=MERGE_PATCH,
+                )
+            except ApiError as err:
+                if err.status != 404:  # gone (the API server's event TTL): post it anew
+                    raise
+            else:
+                self._remember(key, _Posted(posted.name, count, now))
+                return
+        name = f"{metadata['name']}.{uuid.uuid4().hex[:16]}"
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "name": f"{metadata['name']}.{uuid.uuid4().hex[:16]}",
-                "namespace": metadata["namespace"],
-            },
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": job["apiVersion"],
                 "kind": job["kind"],
                 "name": metadata["name"],
-                "namespace": metadata["namespace"],
+                "namespace": namespace,
                 "uid": metadata["uid"],
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": message,
             "source": {"component": self._component},
             "reportingComponent": self._component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
             "count": 1,
         }
-        self._call(lambda: self._core.create_namespaced_event(metadata["namespace"], event))
+        self._call(self._core.create_namespaced_event, namespace, event)
+        self._remember(key, _Posted(name, 1, now))
+
+    def _remember(self, key: tuple[str, str, str, str], posted: _Posted) -> None:
+        with self._posted_lock:
+            self._posted[key] = posted
+            self._posted.move_to_end(key)
+            while len(self._posted) > EVENT_CACHE_SIZE:
+                self._posted.popitem(last=False)

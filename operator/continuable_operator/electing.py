@@ -1,39 +1,150 @@
 """Leader election over a coordination.k8s.io/v1 Lease, for more than one replica.
 
 kopf's peering is not high availability (replicas at one priority freeze each other), so with
-`--leader-elect` a replica acts only while it holds the Lease; the others wait. A leader that
-cannot renew within the lease duration exits, and its pod restarts as a follower: two replicas
-never act at once for longer than it takes a stale leader to notice.
+`--leader-elect` a replica acts only while it holds the Lease; the others wait. The rules are
+client-go's (k8s.io/client-go/tools/leaderelection), so that two replicas never act at once:
+
+- a follower never trusts the holder's `renewTime` (another machine's clock). It keeps the last
+  record it read and the moment, on its own monotonic clock, that record last changed; the
+  lease has expired only once the record has not changed for `leaseDurationSeconds` of its own
+  time (a follower that starts late waits a whole duration);
+- the leader renews every `retry` seconds, each call bounded by a timeout, and stops acting
+  (`on_lost`: the process exits and restarts as a follower) once it has not renewed for
+  `renew_deadline`, which is shorter than the lease duration: since a follower counts from a
+  moment after the leader's last renewal began, the leader has stopped before anyone may take
+  the lease, a hanging API call included.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+Object = dict[str, Any]
 
-LEASE_SECONDS = 15
-RENEW_SECONDS = 5
-
-
-def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+# (connect, read) seconds for one Lease call; the renew deadline bounds the leader's calls anyway.
+CALL_TIMEOUT = (2.0, 5.0)
 
 
-def may_take(lease_spec: Mapping[str, Any] | None, identity: str, now: datetime) -> bool:
-    """Whether `identity` may hold the lease now: it is free, ours, or expired."""
-    if not lease_spec or not lease_spec.get("holderIdentity"):
+@dataclass(frozen=True)
+class LeaseTiming:
+    """client-go's defaults: LeaseDuration 15 s, RenewDeadline 10 s, RetryPeriod 2 s. The 5 s
+    between the deadline and the duration cover a late wake-up of the renewing thread and the
+    exit; a follower looks every `retry` seconds too."""
+
+    duration: float = 15
+    renew_deadline: float = 10
+    retry: float = 2
+
+    def __post_init__(self) -> None:
+        if not self.duration > self.renew_deadline:
+            raise ValueError("the renew deadline must be shorter than the lease duration")
+        if not self.renew_deadline > self.retry > 0:
+            raise ValueError("the retry period must be positive and shorter than the deadline")
+
+
+class LeaseObserver:
+    """When a lease held by another has expired, by our own clock (client-go's observedTime)."""
+
+    def __init__(self, identity: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.identity = identity
+        self._clock = clock
+        self._record: Object | None = None
+        self._changed_at = clock()
+
+    def may_take(self, record: Mapping[str, Any] | None) -> bool:
+        """Whether `identity` may hold the lease now: it is free, ours, or expired."""
+        now = self._clock()
+        seen = dict(record) if record else None
+        if seen != self._record:
+            self._record = seen
+            self._changed_at = now
+        if not record or not record.get("holderIdentity"):
+            return True
+        if record["holderIdentity"] == self.identity:
+            return True
+        duration = float(record.get("leaseDurationSeconds") or LeaseTiming.duration)
+        return now - self._changed_at >= duration
+
+
+class Leases(Protocol):
+    """One Lease's store: the kubernetes API, or a fake in the tests."""
+
+    def read(self) -> tuple[Object, str] | None:
+        """The Lease's spec and resourceVersion; None when there is no Lease."""
+
+    def create(self, spec: Object) -> bool:
+        """False when another replica created it first."""
+
+    def replace(self, spec: Object, version: str) -> bool:
+        """False when it changed since `version` was read (another replica wrote first)."""
+
+
+class KubeLeases:
+    def __init__(self, namespace: str, name: str) -> None:
+        from kubernetes import client
+
+        self._api = client.CoordinationV1Api()
+        self.namespace = namespace
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def _body(self, spec: Object, version: str | None = None) -> Object:
+        metadata: Object = {"name": self.name, "namespace": self.namespace}
+        if version is not None:
+            metadata["resourceVersion"] = version
+        return {"metadata": metadata, "spec": spec}
+
+    def read(self) -> tuple[Object, str] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            lease = self._api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=CALL_TIMEOUT
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        spec: Object = self._api.api_client.sanitize_for_serialization(lease.spec) or {}
+        return spec, str(lease.metadata.resource_version)
+
+    def create(self, spec: Object) -> bool:
+        return self._conflict_is_false(
+            lambda: self._api.create_namespaced_lease(
+                self.namespace, self._body(spec), _request_timeout=CALL_TIMEOUT
+            )
+        )
+
+    def replace(self, spec: Object, version: str) -> bool:
+        # A replace with the read resourceVersion: of two replicas racing, one wins.
+        return self._conflict_is_false(
+            lambda: self._api.replace_namespaced_lease(
+                self.name, self.namespace, self._body(spec, version), _request_timeout=CALL_TIMEOUT
+            )
+        )
+
+    @staticmethod
+    def _conflict_is_false(write: Callable[[], Any]) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            write()
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
         return True
-    if lease_spec["holderIdentity"] == identity:
-        return True
-    renewed = _time(lease_spec.get("renewTime")) or _time(lease_spec.get("acquireTime"))
-    duration = int(lease_spec.get("leaseDurationSeconds") or LEASE_SECONDS)
-    return renewed is None or now > renewed + timedelta(seconds=duration)
 
 
 def _micro(now: datetime) -> str:
@@ -41,104 +152,97 @@ def _micro(now: datetime) -> str:
 
 
 class LeaseElector:
-    def __init__(self, namespace: str, name: str, identity: str) -> None:
-        from kubernetes import client
-
-        self._api = client.CoordinationV1Api()
-        self.namespace = namespace
-        self.name = name
+    def __init__(
+        self,
+        leases: Leases,
+        identity: str,
+        *,
+        timing: LeaseTiming | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.leases = leases
         self.identity = identity
+        self.timing = timing or LeaseTiming()
+        self._clock = clock
+        self._wall = wall
+        self._observer = LeaseObserver(identity, clock=clock)
+        # When the last successful acquire or renewal began (not leading yet: never).
+        self._renewed = float("-inf")
 
-    def _try(self) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
-        now = datetime.now(UTC)
-        try:
-            lease = self._api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as err:
-            if err.status != 404:
-                raise
-            body = {
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {
-                    "holderIdentity": self.identity,
-                    "leaseDurationSeconds": LEASE_SECONDS,
-                    "acquireTime": _micro(now),
-                    "renewTime": _micro(now),
-                    "leaseTransitions": 0,
-                },
-            }
-            try:
-                self._api.create_namespaced_lease(self.namespace, body)
-            except ApiException as conflict:
-                if conflict.status == 409:
-                    return False
-                raise
-            return True
-        spec = self._api.api_client.sanitize_for_serialization(lease.spec) or {}
-        if not may_take(spec, self.identity, now):
-            return False
-        taking = spec.get("holderIdentity") != self.identity
-        spec.update(
-            holderIdentity=self.identity, renewTime=_micro(now), leaseDurationSeconds=LEASE_SECONDS
-        )
-        if taking:
-            spec.update(
-                acquireTime=_micro(now), leaseTransitions=int(spec.get("leaseTransitions") or 0) + 1
-            )
-        body = {
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "resourceVersion": lease.metadata.resource_version,
-            },
-            "spec": spec,
-        }
-        try:
-            # A replace with the read resourceVersion: of two replicas racing, one wins.
-            self._api.replace_namespaced_lease(self.name, self.namespace, body)
-        except ApiException as conflict:
-            if conflict.status == 409:
+    def try_acquire_or_renew(self) -> bool:
+        """One attempt (client-go's tryAcquireOrRenew): whether we hold the lease now."""
+        began = self._clock()
+        now = _micro(self._wall())
+        found = self.leases.read()
+        if found is None:
+            spec: Object = {"acquireTime": now, "leaseTransitions": 0}
+            taken = self.leases.create(self._record(spec, now))
+        else:
+            spec, version = found
+            if not self._observer.may_take(spec):
                 return False
-            raise
-        return True
+            if spec.get("holderIdentity") != self.identity:
+                transitions = int(spec.get("leaseTransitions") or 0) + 1
+                spec = {**spec, "acquireTime": now, "leaseTransitions": transitions}
+            taken = self.leases.replace(self._record(spec, now), version)
+        if taken:
+            self._renewed = began
+        return taken
+
+    def _record(self, spec: Object, now: str) -> Object:
+        return {
+            **copy.deepcopy(spec),
+            "holderIdentity": self.identity,
+            "renewTime": now,
+            "leaseDurationSeconds": int(self.timing.duration),
+        }
 
     def acquire(self, stop: threading.Event) -> bool:
         """Block until leading (True) or `stop` is set (False)."""
         announced = False
         while not stop.is_set():
             try:
-                if self._try():
-                    log.info(
-                        "leading as %s (lease %s/%s)", self.identity, self.namespace, self.name
-                    )
+                if self.try_acquire_or_renew():
+                    log.info("leading as %s (lease %s)", self.identity, self.leases)
                     return True
             except Exception as err:
-                log.warning("lease %s/%s: %s", self.namespace, self.name, err)
+                log.warning("lease %s: %s", self.leases, err)
             if not announced:
-                log.info(
-                    "standing by: another replica holds lease %s/%s", self.namespace, self.name
-                )
+                log.info("standing by: another replica holds lease %s", self.leases)
                 announced = True
-            stop.wait(RENEW_SECONDS)
+            stop.wait(self.timing.retry)
         return False
 
     def keep(self, on_lost: Callable[[], None], stop: threading.Event) -> threading.Thread:
-        """Renew in the background; call `on_lost` once renewing fails for a lease duration."""
+        """Renew in the background; call `on_lost` once no renewal succeeded for the renew
+        deadline. Each attempt runs on a helper thread, waited for only until the deadline, so
+        a call that hangs past its timeout cannot keep the leader acting."""
+        calls = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lease-call")
 
         def renew() -> None:
-            last = time.monotonic()
-            while not stop.wait(RENEW_SECONDS):
-                try:
-                    if self._try():
-                        last = time.monotonic()
-                        continue
-                except Exception as err:
-                    log.warning("renewing lease %s/%s failed: %s", self.namespace, self.name, err)
-                if time.monotonic() - last > LEASE_SECONDS - RENEW_SECONDS:
-                    log.error("lost lease %s/%s; stopping", self.namespace, self.name)
+            while True:
+                remaining = self._renewed + self.timing.renew_deadline - self._clock()
+                if remaining <= 0:
+                    log.error(
+                        "could not renew lease %s for %.0f s; stopping",
+                        self.leases,
+                        self.timing.renew_deadline,
+                    )
+                    calls.shutdown(wait=False)
                     on_lost()
                     return
+                if stop.wait(min(self.timing.retry, remaining)):
+                    calls.shutdown(wait=False)
+                    return
+                attempt = calls.submit(self.try_acquire_or_renew)
+                deadline = self._renewed + self.timing.renew_deadline - self._clock()
+                try:
+                    if not attempt.result(timeout=max(deadline, 0.0)):
+                        log.warning("renewing lease %s: another replica wrote it", self.leases)
+                except Exception as err:
+                    why = err if attempt.done() else "no answer before the renew deadline"
+                    log.warning("renewing lease %s failed: %s", self.leases, why)
 
         thread = threading.Thread(target=renew, name="lease-renewal", daemon=True)
         thread.start()
