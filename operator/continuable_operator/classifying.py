@@ -1,9 +1,14 @@
 """How a pod ended, decided from the pod alone (and the SDK's checkpoint): a pure function.
 
-`spec.podFailurePolicy` is applied first to a failed pod, as batch/v1 Job applies it. Then the
-defaults: a disruption (any DisruptionTarget condition, a deletion, or the SDK's clean stop,
-exit 75) is an interruption, relaunched at once and never counted against backoffLimit; an
-isolated step's stop is neither; anything else that failed is a counted failure.
+The stops the operator causes itself (a rollout, suspend, the deadline, a restart: stamped on the
+pod as DisruptionTarget first) are classified first, so no podFailurePolicy rule can turn them into
+failures (an `onExitCodes` rule on 137 would, when the grace period ends in SIGKILL). Then
+`spec.podFailurePolicy`, as batch/v1 Job applies it; an `Ignore` rule counts in no budget, except
+that a disrupted pod it matches still counts against maxResumptions (otherwise the batch/v1
+recipe `DisruptionTarget -> Ignore` would exempt preemptions from it). Then the defaults: a
+disruption (any DisruptionTarget condition, a deletion, or the SDK's clean stop, exit 75) is an
+interruption, relaunched at once and never counted against backoffLimit; an isolated step's stop
+is neither; anything else that failed is a counted failure.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class Ending:
     message: str
     exit_code: int | None = None
     finished_at: str | None = None
+    # The pod was disrupted (DisruptionTarget, or deleted): an Ignored ending then still counts
+    # as an interruption.
+    disrupted: bool = False
 
 
 def is_terminal(pod: Mapping[str, Any]) -> bool:
@@ -88,6 +96,14 @@ def classify(
     if status.get("phase") == "Succeeded":
         return Ending("Succeeded", c.COMPLETED, "the job's code completed", exit_code, finished)
 
+    disruption = c.find(status.get("conditions") or [], "DisruptionTarget")
+    if disruption is not None and disruption.get("status") != "True":
+        disruption = None
+    if disruption is not None and disruption.get("reason") in c.OWN_STOPS:
+        message = str(disruption.get("message") or "the operator stopped the pod")
+        return Ending("Interrupted", str(disruption["reason"]), message, exit_code, finished, True)
+    deleted = bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
     for index, rule in enumerate(policy_rules):
         why = _policy_match(rule, pod)
         if why is None:
@@ -97,18 +113,19 @@ def classify(
         if action == "FailJob":
             return Ending("FailJob", c.POD_FAILURE_POLICY, message, exit_code, finished)
         if action == "Ignore":
-            return Ending("Ignored", c.POD_FAILURE_POLICY, message, exit_code, finished)
+            disrupted = disruption is not None or deleted
+            return Ending("Ignored", c.POD_FAILURE_POLICY, message, exit_code, finished, disrupted)
         return Ending("Failed", c.POD_FAILURE_POLICY, message, exit_code, finished)
 
     ours = checkpoint if checkpoint and checkpoint.get("attempt") == attempt else {}
     stop_reason = ours.get("stopReason")
-    disruption = c.find(status.get("conditions") or [], "DisruptionTarget")
-    if disruption is not None and disruption.get("status") == "True":
+    if disruption is not None:
         reason = str(disruption.get("reason") or "DisruptionTarget")
         message = str(disruption.get("message") or "the pod was disrupted")
-        return Ending("Interrupted", reason, message, exit_code, finished)
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return Ending("Interrupted", c.POD_DELETED, "the pod was deleted", exit_code, finished)
+        return Ending("Interrupted", reason, message, exit_code, finished, True)
+    if deleted:
+        message = "the pod was deleted"
+        return Ending("Interrupted", c.POD_DELETED, message, exit_code, finished, True)
     if stop_reason == "NotReplayable":
         error = ours.get("error") or {}
         return Ending(

@@ -6,6 +6,7 @@ a new reason or message with the same status keeps the time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -17,6 +18,12 @@ SUSPENDED: Final = "Suspended"
 COMPLETE: Final = "Complete"
 FAILED: Final = "Failed"
 POD_CREATE_FAILED: Final = "PodCreateFailed"
+# True while an object the job needs has a name taken by something this job does not control.
+NAME_CONFLICT: Final = "NameConflict"
+# True while the template's service account is named by an earlier job of the namespace.
+SERVICE_ACCOUNT_SHARED: Final = "ServiceAccountShared"
+# True while the last restart request was refused (the message says why).
+RESTART_REFUSED: Final = "RestartRefused"
 
 # Reasons (CamelCase, as metav1.Condition requires).
 POD_RUNNING: Final = "PodRunning"
@@ -37,6 +44,44 @@ DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 SUSPENDED_BY_USER: Final = "Suspended"
 TEMPLATE_CHANGED: Final = "TemplateChanged"
 RESTART_REQUESTED: Final = "RestartRequested"
+UNKNOWN_STEP: Final = "UnknownStep"
+POD_LOST: Final = "PodLost"
+JOB_DELETED: Final = "JobDeleted"
+SUPERSEDED: Final = "Superseded"
+JOB_FINISHED: Final = "JobFinished"
+NAME_TAKEN: Final = "NameTaken"
+NAME_FREE: Final = "NameFree"
+ACCOUNT_SHARED: Final = "AccountShared"
+ACCOUNT_OWN: Final = "AccountNotShared"
+# The reasons of the stops the operator causes itself: classified before any podFailurePolicy
+# rule, so no rule can turn them into failures.
+OWN_STOPS: Final = frozenset(
+    {
+        TEMPLATE_CHANGED,
+        SUSPENDED_BY_USER,
+        DEADLINE_EXCEEDED,
+        RESTART_REQUESTED,
+        SUPERSEDED,
+        JOB_FINISHED,
+        JOB_DELETED,
+    }
+)
+
+# metav1.Condition's reason: what the CRD enforces, so a write never fails on it.
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+_REASON_MAX = 1024
+
+
+def reason_of(text: str) -> str:
+    """`text` made a valid condition reason. Reasons come from outside too (a pod's
+    `status.reason` such as `OutOfnvidia.com/gpu`, a DisruptionTarget's reason): a character
+    the pattern refuses becomes `_`, and a reason must start with a letter."""
+    if _REASON.match(text) and len(text) <= _REASON_MAX:
+        return text
+    cleaned = re.sub(r"[^A-Za-z0-9_,:]", "_", text)[:_REASON_MAX].rstrip(",:")
+    if not cleaned[:1].isalpha():
+        cleaned = f"Reason{cleaned}"[:_REASON_MAX].rstrip(",:")
+    return cleaned
 
 
 def find(conditions: Sequence[Condition], kind: str) -> Condition | None:
@@ -65,7 +110,7 @@ def with_condition(
     updated: Condition = {
         "type": kind,
         "status": value,
-        "reason": reason,
+        "reason": reason_of(reason),
         "message": message[:32768],
         "lastTransitionTime": since,
     }

@@ -1,9 +1,17 @@
 """The kopf handlers: they only turn kopf's events into calls of the reconciler.
 
-- a ContinuableJob created, changed (spec or annotations), or found at start-up: reconcile it;
+- a ContinuableJob created or changed (spec or annotations): reconcile it;
+- found at start-up: reconcile it, except a finished one, which only waits for its TTL: its
+  reconcile goes to the scheduler a little later, so the running and pending jobs go first;
 - a job pod changed in a way that matters (phase, deletion): reconcile its job;
+- a job being deleted (a `deletionTimestamp`: a foreground deletion waits for its pods, which
+  wait for their finalizers; kopf calls no update handler then) or deleted: a reconcile soon
+  (from the scheduler), which records what it can, releases the pods and, once the job is gone,
+  forgets it;
 - a checkpoint-only change of a job's status: no API call, no handler chain (it happens every
   interval for every running job), only the `observe` callback for metrics.
+
+The reconciler never raises: it logs a failure and schedules its own retry.
 
 kopf keeps its bookkeeping in annotations under its own prefix, never in the user's status.
 """
@@ -20,8 +28,12 @@ from continuable.names import GROUP, JOB_LABEL, PLURAL, VERSION
 
 from .reconciling import Reconciler
 
-log = logging.getLogger(__name__)
 KOPF_PREFIX = "kopf.continuable.dev"
+FINISHED_PHASES = ("Succeeded", "Failed")
+# At start-up kopf resumes every job at once. A finished job needs nothing but its TTL, so it
+# waits this long in the scheduler: the running and pending jobs, whose pods may need a decision
+# now, have the API rate limit to themselves for their first reconcile.
+FINISHED_RESUME_DELAY_SECONDS = 10.0
 
 
 def settings() -> kopf.OperatorSettings:
@@ -57,29 +69,35 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
         # The same credentials as our own client: the pod's service account, or $KUBECONFIG.
         return kopf.login_via_client(**kwargs)
 
-    def reconcile_job(namespace: str, name: str) -> None:
-        try:
-            reconciler.reconcile(namespace, name)
-        except Exception:
-            # One bad object must never stop the operator: log, and the next event retries.
-            log.exception("reconciling %s/%s failed", namespace, name)
-
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
+    def job_resumed(namespace: str | None, name: str, status: Mapping[str, Any], **_: Any) -> None:
+        if not namespace:
+            return
+        if status.get("phase") in FINISHED_PHASES:
+            reconciler.schedule(namespace, name, FINISHED_RESUME_DELAY_SECONDS)
+        else:
+            reconciler.reconcile(namespace, name)
+
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
     def job_changed(namespace: str | None, name: str, **_: Any) -> None:
         if namespace:
-            reconcile_job(namespace, name)
+            reconciler.reconcile(namespace, name)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def job_observed(body: Mapping[str, Any], type: str | None, **_: Any) -> None:
+    def job_observed(
+        body: Mapping[str, Any], type: str | None, namespace: str | None, name: str, **_: Any
+    ) -> None:
         reconciler.metrics.observe_job(body, type)
+        deleting = (body.get("metadata") or {}).get("deletionTimestamp")
+        if namespace and (type == "DELETED" or deleting):
+            reconciler.schedule(namespace, name, 0)
 
     @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
     def pod_changed(
         event: kopf.RawEvent, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> None:
         if namespace and _pod_matters(event):
-            reconcile_job(namespace, labels[JOB_LABEL])
+            reconciler.reconcile(namespace, labels[JOB_LABEL])
 
     return registry

@@ -63,18 +63,19 @@ def build_role(job: Mapping[str, Any], attempt: int) -> dict[str, Any]:
     }
 
 
-def build_role_binding(job: Mapping[str, Any]) -> dict[str, Any]:
+def build_role_binding(job: Mapping[str, Any], *, bound: bool = True) -> dict[str, Any]:
+    """The binding of the job's Role to its pod's account; `bound=False`: to nobody (a finished
+    job whose template names an account other workloads may use)."""
     name = checkpoint_service_account(job["metadata"]["name"])
+    subject = {
+        "kind": "ServiceAccount",
+        "name": service_account_of(job),
+        "namespace": job["metadata"]["namespace"],
+    }
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": owned_metadata(job, name),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": service_account_of(job),
-                "namespace": job["metadata"]["namespace"],
-            }
-        ],
+        "subjects": [subject] if bound else [],
     }

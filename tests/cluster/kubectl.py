@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -84,3 +85,20 @@ class Kubectl:
             interval=0.2,
             detail=lambda: f"last error: {last[0]}",
         )
+
+    def with_token(self, token: str, path: Path) -> Kubectl:
+        """The same cluster as another identity: a kubeconfig written to `path` (mode 0600)
+        whose only credential is `token`, e.g. a service account's from `kubectl create token`."""
+        view = json.loads(self("config", "view", "--raw", "--minify", "-o", "json"))
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "cluster", "cluster": view["clusters"][0]["cluster"]}],
+            "users": [{"name": "token", "user": {"token": token}}],
+            "contexts": [{"name": "token", "context": {"cluster": "cluster", "user": "token"}}],
+            "current-context": "token",
+        }
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(json.dumps(config))
+        return Kubectl(path, self.executable)

@@ -5,7 +5,8 @@ rest (HTTP client), registering (Node, Lease, node status), environment (contain
 credentials (service-account files), launching (one container process), reporting (pod status
 and events), running (one pod's lifecycle), logs (what `kubectl logs` reads), serving (the
 kubelet endpoint the apiserver proxies it to), agent (watch and dispatch), nodes (agents on a
-ControlPlane). Run one standalone with `python -m tests.cluster.processnode`.
+ControlPlane), standalone (one node in a process of its own, which a test can SIGSTOP). Run one
+standalone with `python -m tests.cluster.processnode`.
 """
 
 from __future__ import annotations
@@ -14,5 +15,14 @@ from .agent import NodeAgent
 from .nodes import ProcessNodes, node_kubeconfig
 from .registering import NodeConfig
 from .rest import ApiClient, ApiError
+from .standalone import StandaloneNode
 
-__all__ = ["ApiClient", "ApiError", "NodeAgent", "NodeConfig", "ProcessNodes", "node_kubeconfig"]
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "NodeAgent",
+    "NodeConfig",
+    "ProcessNodes",
+    "StandaloneNode",
+    "node_kubeconfig",
+]

@@ -33,17 +33,33 @@ def pod(
     exit_code: int | None = None,
     reason: str | None = None,
     conditions: list[dict[str, Any]] | None = None,
-    deleting: bool = False,
+    deleting: bool | str = False,
     finalizer: bool = True,
+    owner: str | None = "u-1",
+    node: str | None = "node-a",
 ) -> dict[str, Any]:
+    """A pod of attempt `attempt`, controlled by the job of UID `owner` (None: by nothing)."""
     metadata: dict[str, Any] = {
         "name": f"report-{attempt}",
         "uid": f"pod-{attempt}",
         "labels": {"continuable.dev/job": "report", "continuable.dev/attempt": str(attempt)},
         "finalizers": ["continuable.dev/tracking"] if finalizer else [],
     }
+    if owner is not None:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": "continuable.dev/v1alpha1",
+                "kind": "ContinuableJob",
+                "name": "report",
+                "uid": owner,
+                "controller": True,
+            }
+        ]
     if deleting:
-        metadata["deletionTimestamp"] = "2026-11-27T08:59:00Z"
+        # True: a deletion whose deadline passed a minute ago; a string: that deadline.
+        metadata["deletionTimestamp"] = (
+            deleting if isinstance(deleting, str) else "2026-11-27T08:59:00Z"
+        )
     status: dict[str, Any] = {"phase": phase, "conditions": conditions or []}
     if exit_code is not None:
         status["containerStatuses"] = [
@@ -58,4 +74,7 @@ def pod(
                 },
             }
         ]
-    return {"metadata": metadata, "spec": {"containers": [{"name": "job"}]}, "status": status}
+    spec: dict[str, Any] = {"containers": [{"name": "job"}]}
+    if node is not None:
+        spec["nodeName"] = node
+    return {"metadata": metadata, "spec": spec, "status": status}

@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from continuable_operator.planning import (
+from continuable_operator.actions import (
+    ClearRestartRequest,
     CreatePod,
     DeletePod,
+    DropResults,
     Emit,
     EnsureObject,
     PatchStatus,
     Plan,
     RemoveFinalizer,
-    ResetCheckpoint,
-    backoff_delay,
-    plan,
-    plan_orphans,
 )
+from continuable_operator.planning import plan, plan_orphans
+from continuable_operator.relaunching import backoff_delay
 
 from .conftest import NOW, pod
 
@@ -81,7 +81,9 @@ def test_a_new_job_launches_attempt_one_status_first(job: dict[str, Any]) -> Non
     assert status["phase"] == "Pending"
     assert status["startTime"] == "2026-11-27T09:00:00Z"
     kinds = [a.manifest["kind"] for a in result.actions if isinstance(a, EnsureObject)]
-    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap"]
+    # The results ConfigMap before the Role that grants it by name: a name held by someone
+    # else stops the launch before anything of theirs is granted.
+    assert kinds == ["ServiceAccount", "ConfigMap", "Role", "RoleBinding"]
     create = result.actions[5]
     assert isinstance(create, CreatePod)
     assert create.manifest["metadata"]["name"] == "report-1"
@@ -141,9 +143,11 @@ def test_interruption_relaunches_at_once_recorded_before_the_finalizer_goes(
 
 def test_a_live_pod_blocks_any_replacement(job: dict[str, Any]) -> None:
     _running(job)
-    terminating = pod(1, "Running", deleting=True)
+    terminating = pod(1, "Running", deleting="2026-11-27T08:59:50Z")
     result = plan(job, [terminating], NOW)
     assert not any(isinstance(a, CreatePod) for a in result.actions)
+    # Looked at again when it would count as lost (15 s past its deletion deadline).
+    assert result.requeue_after == 5.0
 
 
 def test_failure_relaunches_once_its_backoff_has_passed(job: dict[str, Any]) -> None:
@@ -225,14 +229,18 @@ def test_success_completes(job: dict[str, Any]) -> None:
     assert [c["type"] for c in status["conditions"] if c["status"] == "True"] == ["Complete"]
 
 
-def test_a_missing_pod_of_a_running_attempt_is_created_again_same_attempt(
+def test_a_vanished_pod_of_a_running_attempt_is_lost_and_a_new_attempt_starts(
     job: dict[str, Any],
 ) -> None:
     _running(job)
     result = plan(job, [], NOW)
     creates = [a for a in result.actions if isinstance(a, CreatePod)]
-    assert [a.manifest["metadata"]["name"] for a in creates] == ["report-1"]
-    assert "attempt" not in _status(result)
+    assert [a.manifest["metadata"]["name"] for a in creates] == ["report-2"]
+    status = _status(result)
+    assert status["attempt"] == 2
+    assert status["attempts"][0]["outcome"] == "Lost"
+    assert status["attempts"][0]["reason"] == "PodLost"
+    assert status["interruptions"] == 1
 
 
 def test_stray_pod_of_an_older_attempt_is_stopped_and_released(job: dict[str, Any]) -> None:
@@ -345,6 +353,7 @@ def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str,
         job,
         phase="Failed",
         failures=2,
+        interruptions=3,
         completionTime="2026-11-27T08:59:00Z",
         conditions=[
             {
@@ -367,15 +376,27 @@ def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str,
     }
     job["metadata"]["annotations"] = {"continuable.dev/restart-from-step": "b"}
     result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
-    resets = [a for a in result.actions if isinstance(a, ResetCheckpoint)]
-    assert len(resets) == 1
-    assert resets[0].checkpoint == {
+    patches = [a for a in result.actions if isinstance(a, PatchStatus)]
+    # One fenced write raises the attempt and resets the checkpoint together.
+    assert len(patches) == 1
+    assert patches[0].expected_attempt == 1
+    assert patches[0].fields["attempt"] == 2
+    assert patches[0].fields["checkpoint"] == {
         "steps": [{"name": "a", "state": "Completed", "attempt": 1}],
         "attempt": 1,
     }
-    assert resets[0].dropped_steps == ("b", "c")
+    kinds = _kinds(result)
+    # Results go after the write, the request last (before the pod, which may take a while).
+    assert kinds.index("PatchStatus") < kinds.index("DropResults")
+    assert kinds.index("DropResults") < kinds.index("ClearRestartRequest")
+    assert kinds.index("ClearRestartRequest") < kinds.index("CreatePod")
+    drops = [a for a in result.actions if isinstance(a, DropResults)]
+    assert drops == [DropResults(("b", "c"))]
+    assert [a for a in result.actions if isinstance(a, ClearRestartRequest)] == [
+        ClearRestartRequest(None)
+    ]
     status = _status(result)
-    assert status["attempt"] == 2
     assert status["failures"] == 0
+    assert status["interruptions"] == 0
     assert status["completionTime"] is None
-    assert any(isinstance(a, CreatePod) for a in result.actions)
+    assert status["startTime"] == "2026-11-27T09:00:00Z"

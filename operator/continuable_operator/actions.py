@@ -1,0 +1,99 @@
+"""What the planner asks for, and `Plan`, the ordered list of it.
+
+The planner (`planning.py` and the modules it calls) only returns these; `reconciling.py` carries
+them out in order. Keeping them plain frozen data is what lets every decision be a pure function
+tested without a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PatchStatus:
+    """Write these status fields; fenced on `expected_attempt` (None: the very first status
+    write, when there is nothing to fence on yet). Only a restart puts `checkpoint` here."""
+
+    fields: dict[str, Any]
+    expected_attempt: int | None
+
+
+@dataclass(frozen=True)
+class EnsureObject:
+    """Create the object, or bring an existing one that this job controls to this content; an
+    object of that name controlled by anything else is a name conflict, never adopted."""
+
+    manifest: Object
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    manifest: Object
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    # Stamped on the pod as a DisruptionTarget condition before the delete, so every
+    # termination the operator causes has a recorded reason (invariant 8).
+    disruption: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RemoveFinalizer:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    """ttlSecondsAfterFinished has passed: the job goes, and with it all it owns."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class DropResults:
+    """Remove these steps' results from the job's results ConfigMap (a restart from a step)."""
+
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClearRestartRequest:
+    """Remove the restart annotations, only if the nonce is still the one acted on: a request
+    made meanwhile is kept for the next reconcile."""
+
+    nonce: str | None
+
+
+@dataclass(frozen=True)
+class Emit:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+Action = (
+    PatchStatus
+    | EnsureObject
+    | CreatePod
+    | DeletePod
+    | RemoveFinalizer
+    | DeleteJob
+    | DropResults
+    | ClearRestartRequest
+    | Emit
+)
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    requeue_after: float | None = None

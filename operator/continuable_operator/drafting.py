@@ -1,0 +1,167 @@
+"""The planner's working state: the job's operator-owned status as a plan changes it, the
+job's own pods, and the actions and events gathered so far.
+
+Every decision module takes a `Draft` and adds to it; `flush()` turns what changed into one
+fenced status write, and events follow the write that makes them true.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from continuable.names import ATTEMPT_LABEL, TRACKING_FINALIZER
+
+from . import conditions as c
+from .actions import Action, Emit, PatchStatus, Plan, RemoveFinalizer
+from .ownership import controlled_by
+
+OPERATOR_FIELDS = (
+    "observedGeneration",
+    "phase",
+    "attempt",
+    "podName",
+    "startTime",
+    "completionTime",
+    "interruptions",
+    "failures",
+    "resumptions",
+    "attempts",
+    "conditions",
+    "savedSeconds",
+)
+COUNTERS = ("attempt", "interruptions", "failures", "resumptions")
+FINISHED = ("Succeeded", "Failed")
+
+
+def timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def attempt_of(pod: Mapping[str, Any]) -> int | None:
+    label = ((pod.get("metadata") or {}).get("labels") or {}).get(ATTEMPT_LABEL, "")
+    return int(label) if str(label).isdigit() else None
+
+
+def has_finalizer(pod: Mapping[str, Any]) -> bool:
+    return TRACKING_FINALIZER in ((pod.get("metadata") or {}).get("finalizers") or [])
+
+
+def release(pod: Mapping[str, Any]) -> RemoveFinalizer:
+    return RemoveFinalizer(str(pod["metadata"]["name"]), str(pod["metadata"]["uid"]))
+
+
+class Draft:
+    def __init__(
+        self, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
+    ) -> None:
+        self.job = job
+        self.name = str(job["metadata"]["name"])
+        self.uid = str(job["metadata"]["uid"])
+        self.spec: Mapping[str, Any] = job["spec"]
+        self.generation: int | None = job["metadata"].get("generation")
+        status = job.get("status") or {}
+        self.checkpoint: Mapping[str, Any] = status.get("checkpoint") or {}
+        self.first_write = "attempt" not in status
+        self.status: dict[str, Any] = {
+            k: copy.deepcopy(status[k]) for k in OPERATOR_FIELDS if k in status
+        }
+        for counter in COUNTERS:
+            self.status.setdefault(counter, 0)
+        self.status.setdefault("attempts", [])
+        self.status.setdefault("conditions", [])
+        self.written = copy.deepcopy(self.status) if not self.first_write else {}
+        self.written_attempt = int(self.status["attempt"])
+        # A checkpoint reset rides along with the next status write (a restart).
+        self.checkpoint_reset: dict[str, Any] | None = None
+        self.now = now
+        self.stamp = timestamp(now)
+        # Pods labelled with the job's name but controlled by another object (a deleted job of
+        # the same name, something else entirely) are never this job's attempts.
+        self.pods = {attempt_of(p): p for p in pods if controlled_by(p, self.uid)}
+        self.foreign = [p for p in pods if not controlled_by(p, self.uid)]
+        self.result = Plan()
+        self.events: list[Action] = []
+
+    @property
+    def attempt(self) -> int:
+        return int(self.status["attempt"])
+
+    @property
+    def finished(self) -> bool:
+        return self.status.get("phase") in FINISHED
+
+    def record(self, attempt: int) -> dict[str, Any] | None:
+        return next((r for r in self.status["attempts"] if r.get("attempt") == attempt), None)
+
+    def is_open(self, attempt: int) -> bool:
+        """Whether `attempt`'s outcome is still to be recorded."""
+        record = self.record(attempt)
+        return record is None or record.get("outcome") == "Running"
+
+    def condition(self, kind: str, status: bool, reason: str, message: str) -> None:
+        self.status["conditions"] = c.with_condition(
+            self.status["conditions"],
+            kind,
+            status,
+            reason,
+            message,
+            generation=self.generation,
+            now=self.stamp,
+        )
+
+    def clear(self, kind: str, reason: str, message: str) -> None:
+        """Set `kind` False, if it is True now."""
+        if c.is_true(self.status["conditions"], kind):
+            self.condition(kind, False, reason, message)
+
+    def emit(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self.events.append(Emit(type_, c.reason_of(reason), message))
+
+    def act(self, action: Action) -> None:
+        self.result.actions.append(action)
+
+    def requeue(self, seconds: float) -> None:
+        current = self.result.requeue_after
+        self.result.requeue_after = seconds if current is None else min(current, seconds)
+
+    def fail(self, reason: str, message: str) -> None:
+        self.status["phase"] = "Failed"
+        self.status["completionTime"] = self.stamp
+        self.condition(c.FAILED, True, reason, message)
+        self.condition(c.RUNNING, False, reason, "the job failed")
+        self.emit("Warning", reason, message)
+
+    def flush(self) -> None:
+        """Queue a status write of what changed since the last one."""
+        if self.generation is not None:
+            self.status["observedGeneration"] = self.generation
+        keys = [*self.status, *(k for k in self.written if k not in self.status)]
+        changed = {k: self.status.get(k) for k in keys if self.written.get(k) != self.status.get(k)}
+        if self.checkpoint_reset is not None:
+            changed["checkpoint"] = self.checkpoint_reset.get("checkpoint")
+            self.checkpoint_reset = None
+        if not changed:
+            return
+        fence = None if self.first_write else self.written_attempt
+        self.act(PatchStatus(copy.deepcopy(changed), fence))
+        # Events describe the transition just written: posted only once it is.
+        self.result.actions.extend(self.events)
+        self.events.clear()
+        self.written = copy.deepcopy(self.status)
+        self.written_attempt = int(self.status["attempt"])
+        self.first_write = False
+
+    def done(self) -> Plan:
+        self.flush()
+        self.result.actions.extend(self.events)
+        self.events.clear()
+        return self.result

@@ -1,0 +1,410 @@
+"""Carries out a `Plan`, action by action, against the cluster: the only place where the
+planner's decisions meet the API. `reconciling.py` calls it once per reconcile with the job and
+pods it read; what it decides itself is only what an answer of the API server means.
+
+- A status write refused with 409/422: the job is read again. Another attempt or another UID is
+  a fencing conflict (someone wrote meanwhile): the plan stops and is recomputed at once. The
+  same attempt means the API server refused the content (a validation error): logged with its
+  message and raised, so the loop's per-job backoff retries it, never in a hot loop.
+- An object the job needs (its results ConfigMap, ServiceAccount, Role, RoleBinding, pod) is the
+  job's only when the job's UID controls it (invariant 7). One held by anything else (a deleted
+  job of the same name, a StatefulSet, a user) is a name conflict, planned by
+  `planning.plan_name_conflict`: never adopted, never granted to the job's pod. An object the
+  job controls is brought to the manifest by a JSON patch whose `test` ops check that it has not
+  changed hands since it was read.
+- A restart request is removed only while its nonce is the one acted on: a request made
+  meanwhile stays for the next plan.
+
+`Stop` ends a plan early: the rest of it was decided on a state that no longer holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from continuable.backends.kubernetes import result_key
+from continuable.names import (
+    RESTART_FROM_STEP_ANNOTATION,
+    RESTART_NONCE_ANNOTATION,
+    RESULTS_ATTEMPT_KEY,
+    results_config_map,
+)
+
+from . import planning
+from .actions import (
+    ClearRestartRequest,
+    CreatePod,
+    DeleteJob,
+    DeletePod,
+    DropResults,
+    Emit,
+    EnsureObject,
+    PatchStatus,
+    Plan,
+    RemoveFinalizer,
+)
+from .cluster import ApiError, ClusterApi
+from .drafting import timestamp
+from .metrics import OperatorMetrics
+from .ownership import controlled_by, describe_owner
+
+log = logging.getLogger(__name__)
+Object = dict[str, Any]
+# A plan stopped by a change made meanwhile is recomputed this soon: the change is news, and
+# the write that found it cost nothing.
+REPLAN_SECONDS = 0.2
+# An object that changed between our read and our write is read again at most this many times
+# in one reconcile; past that the error goes to the loop's backoff.
+TRIES = 3
+# The fields of a manifest that are not content to bring an existing object to.
+HEADER = ("apiVersion", "kind", "metadata")
+
+
+class Stop(Exception):
+    """The rest of this plan must not run; reconcile again after `retry_after` seconds (None:
+    no reconcile needed, e.g. the job is gone)."""
+
+    def __init__(self, retry_after: float | None) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901): `~` and `/` within a part escaped."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def status_patch(action: PatchStatus, current: Mapping[str, Any]) -> tuple[Any, bool]:
+    """The body of a status write and whether it is a JSON patch: fenced on the attempt, or,
+    for the first write (nothing to fence on yet), a merge patch. `current` is the status as
+    read (and written since): a checkpoint reset to nothing removes the one it holds."""
+    if action.expected_attempt is None:
+        return {"status": dict(action.fields)}, False
+    ops: list[Object] = [
+        {"op": "test", "path": "/status/attempt", "value": action.expected_attempt}
+    ]
+    for key, value in action.fields.items():
+        if key == "checkpoint" and value is None:
+            if "checkpoint" in current:
+                ops.append({"op": "remove", "path": "/status/checkpoint"})
+            continue
+        ops.append({"op": "add", "path": pointer("status", key), "value": value})
+    return ops, True
+
+
+def controller_guard(obj: Mapping[str, Any], uid: str) -> list[Object]:
+    """`test` ops that hold while the job with this UID still controls the object (which it
+    does when read): a patch that starts with them cannot land on an object that changed
+    hands meanwhile."""
+    references = (obj.get("metadata") or {}).get("ownerReferences") or []
+    index = next(i for i, r in enumerate(references) if r.get("controller"))
+    return [
+        {"op": "test", "path": pointer("metadata", "ownerReferences", index, "uid"), "value": uid},
+        {
+            "op": "test",
+            "path": pointer("metadata", "ownerReferences", index, "controller"),
+            "value": True,
+        },
+    ]
+
+
+def update_ops(found: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[Object]:
+    """The ops that bring an existing object to the manifest: its owner references (re-owned
+    as the manifest has them), its labels (others' labels stay) and its content; of the results
+    ConfigMap only the `attempt` key, so the results stay. Empty when nothing differs."""
+    have = found.get("metadata") or {}
+    want = manifest["metadata"]
+    ops: list[Object] = []
+    references = want.get("ownerReferences") or []
+    if (have.get("ownerReferences") or []) != references:
+        ops.append({"op": "add", "path": "/metadata/ownerReferences", "value": references})
+    ops += _map_ops(("metadata", "labels"), have.get("labels"), want.get("labels") or {})
+    for key, value in manifest.items():
+        if key in HEADER:
+            continue
+        if manifest["kind"] == "ConfigMap" and key == "data":
+            fencing = {RESULTS_ATTEMPT_KEY: value[RESULTS_ATTEMPT_KEY]}
+            ops += _map_ops(("data",), found.get("data"), fencing)
+        elif (found.get(key) or None) != (value or None):  # an empty list is stored as none
+            ops.append({"op": "add", "path": pointer(key), "value": value})
+    return ops
+
+
+def _map_ops(
+    path: tuple[str, ...], have: Mapping[str, Any] | None, want: Mapping[str, Any]
+) -> list[Object]:
+    """Set these keys of a map (the rest stays); the whole map when there is none yet."""
+    if not want:
+        return []
+    if not have:
+        return [{"op": "add", "path": pointer(*path), "value": dict(want)}]
+    return [
+        {"op": "add", "path": pointer(*path, key), "value": value}
+        for key, value in want.items()
+        if have.get(key) != value
+    ]
+
+
+class Executor:
+    def __init__(
+        self, api: ClusterApi, *, clock: Callable[[], datetime], metrics: OperatorMetrics
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.metrics = metrics
+
+    def execute(self, job: Object | None, pods: Sequence[Object], plan: Plan, began: float) -> None:
+        """Carry out the plan's actions in order; raises `Stop` when the rest must not run.
+        `job` is None only for a plan of the job's orphaned pods (`plan_orphans`)."""
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        status: dict[str, Any] = dict((job or {}).get("status") or {})
+        for action in plan.actions:
+            if isinstance(action, RemoveFinalizer):
+                # Possibly a pod this job does not control (a deleted job's of the same name):
+                # found by name among the pods listed, as the planner saw it.
+                self._remove_finalizer(by_name[action.name])
+                continue
+            if job is None:
+                raise ValueError(f"{action} needs the job, which is gone")
+            namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+            if isinstance(action, PatchStatus):
+                self._patch_status(job, status, action)
+            elif isinstance(action, EnsureObject):
+                self._ensure(job, action.manifest, began)
+            elif isinstance(action, CreatePod):
+                if self._create_pod(job, action.manifest, began):
+                    self.metrics.observe_launch(int(status.get("attempt") or 0), began)
+            elif isinstance(action, DeletePod):
+                self._delete_pod(namespace, action)
+            elif isinstance(action, DropResults):
+                self._drop_results(job, action.steps)
+            elif isinstance(action, ClearRestartRequest):
+                self._clear_restart_request(job, action.nonce)
+            elif isinstance(action, DeleteJob):
+                try:
+                    self.api.delete_job(namespace, action.name, action.uid)
+                except ApiError as err:
+                    if err.status not in (404, 409):
+                        raise
+            elif isinstance(action, Emit):
+                try:
+                    self.api.emit(job, action.type, action.reason, action.message)
+                except ApiError as err:
+                    log.warning(
+                        "posting event %s on %s/%s failed: %s", action.reason, namespace, name, err
+                    )
+
+    # Status.
+
+    def _patch_status(self, job: Object, status: dict[str, Any], action: PatchStatus) -> None:
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        body, json_patch = status_patch(action, status)
+        try:
+            self.api.patch_job(namespace, name, body, json_patch=json_patch, status=True)
+        except ApiError as err:
+            if err.status not in (409, 422):
+                raise
+            self._judge_refusal(job, action.expected_attempt, err)
+            raise
+        self.metrics.observe_status(status, action.fields)
+        status.update(action.fields)
+        if status.get("checkpoint") is None:
+            status.pop("checkpoint", None)
+
+    def _judge_refusal(self, job: Object, expected: int | None, err: ApiError) -> None:
+        """A status write got 409/422: raise `Stop` when it is a fencing conflict (the job
+        changed hands or attempts meanwhile); return when it is the API server refusing the
+        content, after saying so with its words."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        fresh = self.api.get_job(namespace, name)
+        if fresh is None:
+            raise Stop(None) from err
+        attempt = (fresh.get("status") or {}).get("attempt")
+        if fresh["metadata"].get("uid") != job["metadata"]["uid"] or attempt != expected:
+            log.info("%s/%s changed meanwhile (%s); replanning", namespace, name, err)
+            raise Stop(REPLAN_SECONDS) from err
+        log.warning(
+            "status write of %s/%s refused, attempt %s unchanged (not a conflict; retried with "
+            "backoff): %s",
+            *(namespace, name, expected, err),  # the error carries the API server's message
+        )
+
+    # Objects the job controls.
+
+    def _ensure(self, job: Object, manifest: Object, began: float) -> None:
+        """Create the object, or bring the one the job controls to the manifest; one held by
+        anything else is a name conflict."""
+        kind, metadata = manifest["kind"], manifest["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        uid = job["metadata"]["uid"]
+        last: ApiError | None = None
+        for _ in range(TRIES):
+            found = self.api.get(kind, namespace, name)
+            if found is not None and not controlled_by(found, uid):
+                self._name_conflict(job, kind, name, found, began)
+            try:
+                if found is None:
+                    self.api.create(manifest)
+                elif ops := update_ops(found, manifest):
+                    self.api.patch(kind, namespace, name, [*controller_guard(found, uid), *ops])
+                return
+            except ApiError as err:
+                # 409: created meanwhile; 404: deleted meanwhile; 422: a `test` failed (it
+                # changed hands), or a refusal, which repeats and goes to the backoff.
+                if err.status not in (404, 409, 422):
+                    raise
+                last = err
+        assert last is not None
+        raise last
+
+    def _create_pod(self, job: Object, manifest: Object, began: float) -> bool:
+        """Whether the pod was created now (False: this job's pod already existed)."""
+        try:
+            self.api.create(manifest)
+        except ApiError as err:
+            namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+            if err.status == 409:
+                found = self.api.get("Pod", namespace, name)
+                if found is None:
+                    raise Stop(REPLAN_SECONDS) from err  # gone meanwhile: look again
+                if controlled_by(found, job["metadata"]["uid"]):
+                    return False  # created by an earlier reconcile that did not live to see it
+                self._name_conflict(job, "Pod", name, found, began)
+            log.warning("creating pod %s/%s failed: %s", namespace, name, err)
+            now, status, message = self.clock(), err.status, err.message
+            self._divert(
+                job,
+                lambda fresh: planning.plan_create_failure(fresh, status, message, now),
+                began,
+            )
+        return True
+
+    def _name_conflict(
+        self, job: Object, kind: str, name: str, found: Object, began: float
+    ) -> NoReturn:
+        holder = describe_owner(found)
+        namespace = job["metadata"]["namespace"]
+        job_name = job["metadata"]["name"]
+        log.warning("%s %s/%s is not job %s's but %s's", kind, namespace, name, job_name, holder)
+        now = self.clock()
+        self._divert(
+            job, lambda fresh: planning.plan_name_conflict(fresh, kind, name, holder, now), began
+        )
+
+    def _divert(self, job: Object, replan: Callable[[Object], Plan], began: float) -> NoReturn:
+        """Stop this plan and carry out another, made from the job as it is now (this plan may
+        have written its status already)."""
+        fresh = self.api.get_job(job["metadata"]["namespace"], job["metadata"]["name"])
+        if fresh is None or fresh["metadata"].get("uid") != job["metadata"]["uid"]:
+            raise Stop(None if fresh is None else REPLAN_SECONDS)
+        other = replan(fresh)
+        self.execute(fresh, [], other, began)
+        raise Stop(other.requeue_after)
+
+    def _drop_results(self, job: Object, steps: tuple[str, ...]) -> None:
+        """Remove these steps' results from the job's results ConfigMap, if the job controls
+        it (one held by anything else is left alone: the launch reports the conflict)."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        config_map = results_config_map(name)
+        uid = job["metadata"]["uid"]
+        last: ApiError | None = None
+        for _ in range(TRIES):
+            found = self.api.get("ConfigMap", namespace, config_map)
+            if found is None:
+                return
+            if not controlled_by(found, uid):
+                holder = describe_owner(found)
+                log.warning("results %s/%s left alone: held by %s", namespace, config_map, holder)
+                return
+            data = found.get("data") or {}
+            keys = [result_key(s) for s in steps if result_key(s) in data]
+            if not keys:
+                return
+            ops = [{"op": "remove", "path": pointer("data", key)} for key in keys]
+            try:
+                self.api.patch(
+                    "ConfigMap", namespace, config_map, controller_guard(found, uid) + ops
+                )
+                return
+            except ApiError as err:
+                if err.status not in (404, 409, 422):
+                    raise
+                last = err  # changed meanwhile: look again
+        assert last is not None
+        raise last
+
+    def _clear_restart_request(self, job: Object, nonce: str | None) -> None:
+        """Remove the restart annotations, on the condition that the request is still the one
+        acted on: its nonce; without a nonce (set by hand), the step annotation's value."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        annotations = job["metadata"].get("annotations") or {}
+        step = annotations.get(RESTART_FROM_STEP_ANNOTATION)
+        nonce_path = pointer("metadata", "annotations", RESTART_NONCE_ANNOTATION)
+        step_path = pointer("metadata", "annotations", RESTART_FROM_STEP_ANNOTATION)
+        ops: list[Object] = []
+        if nonce is not None:
+            ops += [
+                {"op": "test", "path": nonce_path, "value": nonce},
+                {"op": "remove", "path": nonce_path},
+            ]
+            if step is not None:
+                ops.append({"op": "remove", "path": step_path})
+        elif step is not None:
+            # JSON patch cannot test that the nonce is absent: the step's value stands in.
+            ops += [
+                {"op": "test", "path": step_path, "value": step},
+                {"op": "remove", "path": step_path},
+            ]
+        if not ops:
+            return
+        try:
+            self.api.patch_job(namespace, name, ops, json_patch=True)
+        except ApiError as err:
+            if err.status == 404:
+                raise Stop(None) from err
+            if err.status not in (409, 422):
+                raise
+            fresh = self.api.get_job(namespace, name)
+            if fresh is None:
+                raise Stop(None) from err
+            now = fresh["metadata"].get("annotations") or {}
+            request = (now.get(RESTART_NONCE_ANNOTATION), now.get(RESTART_FROM_STEP_ANNOTATION))
+            if request == (nonce, step):
+                log.warning(
+                    "removing the restart request of %s/%s was refused: %s", namespace, name, err
+                )
+                raise  # the request is unchanged: a refusal, retried with backoff
+            log.info("%s/%s got a new restart request meanwhile; planning it", namespace, name)
+            raise Stop(REPLAN_SECONDS) from err
+
+    # Pods.
+
+    def _delete_pod(self, namespace: str, action: DeletePod) -> None:
+        try:
+            if action.disruption is not None:
+                reason, message = action.disruption
+                condition = {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": timestamp(self.clock()),
+                }
+                self.api.stamp_pod(namespace, action.name, action.uid, condition)
+            self.api.delete_pod(namespace, action.name, action.uid)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    def _remove_finalizer(self, pod: Object) -> None:
+        metadata = pod["metadata"]
+        try:
+            self.api.remove_finalizer(metadata["namespace"], metadata["name"], pod)
+        except ApiError as err:
+            if err.status == 422:
+                raise Stop(REPLAN_SECONDS) from err  # the finalizers changed: look again
+            if err.status != 404:
+                raise

@@ -1,0 +1,54 @@
+"""The kopf handlers are thin: what each one asks of the reconciler, called as kopf would."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from continuable_operator.handlers import FINISHED_RESUME_DELAY_SECONDS, build_registry
+
+
+def _handler(reconciler: mock.Mock, registry_attr: str, suffix: str) -> Any:
+    registry = build_registry(reconciler)
+    handlers = getattr(registry, registry_attr).get_all_handlers()
+    return next(h.fn for h in handlers if h.id.endswith(suffix))
+
+
+@pytest.mark.parametrize("phase", ["Running", "Pending", "Interrupted", None])
+def test_at_start_up_an_unfinished_job_is_reconciled_at_once(phase: str | None) -> None:
+    reconciler = mock.Mock()
+    resumed = _handler(reconciler, "_changing", "job_resumed")
+    resumed(namespace="batch", name="report", status={"phase": phase} if phase else {})
+    reconciler.reconcile.assert_called_once_with("batch", "report")
+    reconciler.schedule.assert_not_called()
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_at_start_up_a_finished_job_waits_behind_the_running_ones(phase: str) -> None:
+    reconciler = mock.Mock()
+    resumed = _handler(reconciler, "_changing", "job_resumed")
+    resumed(namespace="batch", name="report", status={"phase": phase})
+    reconciler.reconcile.assert_not_called()
+    reconciler.schedule.assert_called_once_with("batch", "report", FINISHED_RESUME_DELAY_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("event", "metadata", "scheduled"),
+    [
+        ("DELETED", {}, True),
+        ("MODIFIED", {"deletionTimestamp": "2026-11-27T09:00:00Z"}, True),
+        ("MODIFIED", {}, False),
+    ],
+)
+def test_a_job_deleted_or_being_deleted_is_reconciled(
+    event: str, metadata: dict[str, Any], scheduled: bool
+) -> None:
+    reconciler = mock.Mock()
+    observed = _handler(reconciler, "_watching", "job_observed")
+    body = {"metadata": {"name": "report", "namespace": "batch", **metadata}}
+    observed(body=body, type=event, namespace="batch", name="report")
+    assert reconciler.schedule.called == scheduled
+    if scheduled:
+        reconciler.schedule.assert_called_once_with("batch", "report", 0)
