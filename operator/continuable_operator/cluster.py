@@ -24,14 +24,12 @@ from typing import Any, TypeVar
 
 import urllib3
 
-from continuable.backends.kubernetes import result_key
 from continuable.names import (
     GROUP,
     JOB_LABEL,
     PLURAL,
     TRACKING_FINALIZER,
     VERSION,
-    results_config_map,
 )
 
 from .throttling import TokenBucket
@@ -178,21 +176,6 @@ class ClusterApi:
             body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
         )
 
-    def drop_results(self, namespace: str, job: str, steps: tuple[str, ...]) -> None:
-        """Remove these steps' results from the job's results ConfigMap."""
-        body = {"data": {result_key(step): None for step in steps}}
-        try:
-            self._call(
-                self._core.patch_namespaced_config_map,
-                results_config_map(job),
-                namespace,
-                body,
-                _content_type=MERGE_PATCH,
-            )
-        except ApiError as err:
-            if err.status != 404:
-                raise
-
     # Pods.
 
     def list_pods(self, namespace: str, job: str) -> list[Object]:
@@ -242,24 +225,6 @@ class ClusterApi:
             "RoleBinding": self._rbac.patch_namespaced_role_binding,
         }
         self._call(patchers[kind], name, namespace, ops, _content_type=JSON_PATCH)
-
-    def merge(self, manifest: Object) -> None:
-        """Merge-patch an existing object to `manifest`'s content (lists are replaced)."""
-        body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
-        body["metadata"] = {"labels": manifest["metadata"].get("labels", {})}
-        patchers: dict[str, Callable[..., Any]] = {
-            "ConfigMap": self._core.patch_namespaced_config_map,
-            "ServiceAccount": self._core.patch_namespaced_service_account,
-            "Role": self._rbac.patch_namespaced_role,
-            "RoleBinding": self._rbac.patch_namespaced_role_binding,
-        }
-        self._call(
-            patchers[manifest["kind"]],
-            manifest["metadata"]["name"],
-            manifest["metadata"]["namespace"],
-            body,
-            _content_type=MERGE_PATCH,
-        )
 
     def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> None:
         """Add a condition to the pod's status (strategic merge on `type`, as a kubelet keeps

@@ -119,7 +119,12 @@ def _pod_manifest() -> dict[str, Any]:
 def test_every_call_has_a_timeout() -> None:
     listed = type("Listed", (), {"items": []})()
     core = Recorder({"list_namespaced_pod": listed, "read_namespaced_pod": {}})
-    custom = Recorder({"get_namespaced_custom_object": copy.deepcopy(JOB)})
+    custom = Recorder(
+        {
+            "get_namespaced_custom_object": copy.deepcopy(JOB),
+            "list_namespaced_custom_object": {"items": []},
+        }
+    )
     rbac = Recorder()
     api = ClusterApi(core=core, custom=custom, rbac=rbac, clock=Clock())
     config_map = {
@@ -134,20 +139,21 @@ def test_every_call_has_a_timeout() -> None:
     api.patch_job("batch", "report", {}, json_patch=False)
     api.patch_job("batch", "report", [], json_patch=True, status=True)
     api.delete_job("batch", "report", "u-1")
-    api.drop_results("batch", "report", ("fetch",))
     api.list_pods("batch", "report")
     api.create(_pod_manifest())
     api.create(config_map)
     api.create(role)
-    api.merge(config_map)
-    api.merge(role)
+    api.patch("ConfigMap", "batch", "report-results", [])
+    api.patch("Role", "batch", "report", [])
     api.stamp_pod("batch", "report-1", "pod-1", {"type": "DisruptionTarget"})
     api.delete_pod("batch", "report-1", "pod-1")
     api.remove_finalizer("batch", "report-1", pod)
     api.get_pod("batch", "report-1")
     api.emit(copy.deepcopy(JOB), "Normal", "Launched", "attempt 1")
+    api.get("ConfigMap", "batch", "report-results")
+    api.list_jobs("batch")
     calls = core.calls + custom.calls + rbac.calls
-    assert len(calls) == 16
+    assert len(calls) == 17
     missing = [name for name, _, kwargs in calls if kwargs.get("_request_timeout") is None]
     assert missing == []
 

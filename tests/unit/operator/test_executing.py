@@ -165,9 +165,6 @@ class FakeCluster:
         self._enter("delete_job", namespace, name, uid)
         self.store.pop(("ContinuableJob", namespace, name), None)
 
-    def drop_results(self, namespace: str, job: str, steps: tuple[str, ...]) -> None:
-        self._enter("drop_results", namespace, job, steps)
-
     def list_pods(self, namespace: str, job: str) -> list[Object]:
         self._enter("list_pods", namespace, job)
         return [
@@ -191,9 +188,6 @@ class FakeCluster:
         self._enter("patch", kind, namespace, name, ops)
         key = (kind, namespace, name)
         self.store[key] = apply_json_patch(self._existing(key), ops)
-
-    def merge(self, manifest: Object) -> None:
-        raise AssertionError("the executor re-owns with a conditional JSON patch, not merge()")
 
     def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> None:
         self._enter("stamp_pod", namespace, name, uid, condition)
