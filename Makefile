@@ -98,6 +98,17 @@ bench: $(STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests)
 	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
 	PYTHONPATH=. $(BIN)/python bench/operator_load.py
 
+# The soak's size; `make soak SOAK_SEED=<seed>` replays a run's plan (an empty seed: a random one).
+SOAK_JOBS ?= 30
+SOAK_FAULTS ?= 20
+SOAK_MINUTES ?= 25
+SOAK_SEED ?=
+
+.PHONY: soak
+soak: $(STAMP) k8s-bin ## Chaos soak (not in `make test`): seeded faults on SOAK_JOBS jobs, judged from independent records.
+	SOAK_JOBS=$(SOAK_JOBS) SOAK_FAULTS=$(SOAK_FAULTS) SOAK_MINUTES=$(SOAK_MINUTES) \
+		SOAK_SEED=$(SOAK_SEED) $(BIN)/python -m tests.soak
+
 .PHONY: clean
 clean: ## Remove .venv and caches (the Kubernetes binaries in ~/.cache stay).
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .continuable
