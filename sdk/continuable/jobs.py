@@ -118,7 +118,7 @@ class Job:
             interval_seconds=snapshot.settings.interval_seconds,
             build=self._checkpoint_document,
             on_failure=self._stopping.writer_failed,
-            on_overdue=self._raise_attention,
+            on_overdue=self._hold_back_next,
         )
         if self._handle_signals:
             self._stopping.install_signal_handlers()
@@ -326,6 +326,11 @@ class Job:
     def _raise_attention(self) -> None:
         self._attention = True
         self._checkpointer.wake()
+
+    def _hold_back_next(self) -> None:
+        """The writer says the job is overdue: the next set() holds back. Not `_raise_attention`:
+        waking the writer from its own retry loop would retry at once, a write every few ms."""
+        self._attention = True
 
     def _durably(self, write: Callable[[], None], what: str) -> None:
         retrying(write, what=what, give_up=self._stopping.give_up)

@@ -144,3 +144,47 @@ def test_the_final_checkpoint_is_the_last_write() -> None:
         assert backend.checkpoint["stopReason"] == "Isolated"
         time.sleep(0.05)
         assert backend.checkpoint["stopReason"] == "Isolated"
+
+
+def test_an_outage_past_the_hold_back_does_not_make_the_writer_hammer_the_store() -> None:
+    """Once the job is held back (no save for 3 intervals) the writer keeps retrying at its
+    pace: being overdue must not wake it again at once (it did: a write every few ms)."""
+    import threading
+
+    from continuable.errors import BackendUnavailable
+
+    interval = 0.05
+    outage = 0.8
+    backend = Recording(Settings(interval_seconds=interval))
+    attempts: list[float] = []
+    save = backend.save_checkpoint
+
+    def counting(checkpoint: dict[str, Any]) -> None:
+        attempts.append(time.monotonic())
+        save(checkpoint)
+
+    backend.save_checkpoint = counting  # type: ignore[method-assign]
+    during: list[int] = []
+
+    def outage_ends() -> None:
+        during.append(len(attempts))
+        backend.fail_with = None
+
+    def job_fn(job: Job) -> None:
+        @job.step
+        def loop(step: Step) -> None:
+            backend.fail_with = BackendUnavailable("the API server is down")
+            attempts.clear()
+            timer = threading.Timer(outage, outage_ends)
+            timer.start()
+            began, i = time.monotonic(), 0
+            while time.monotonic() - began < outage + 0.2:
+                step.set(i)  # blocks once overdue, until a save succeeds
+                i += 1
+            timer.join()
+
+    with Job(backend=backend, exit_process=False, handle_signals=False) as job:
+        job_fn(job)
+    # Retried about once per interval; the hot loop made hundreds of attempts.
+    assert during, "the outage never ended"
+    assert during[0] <= outage / interval * 2 + 5, during
