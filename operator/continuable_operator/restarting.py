@@ -72,7 +72,7 @@ def restart(draft: Draft, request: Request) -> list[Action]:
     write that launches it (or suspends it): the results drop, then the request's removal."""
     steps = list(draft.checkpoint.get("steps") or [])
     names = [s.get("name") for s in steps]
-    keep = 0 if request.from_first_step else names.index(request.step)
+    keep = _kept(draft, request, names)
     dropped = tuple(str(n) for n in names[keep:] if n)
     kept = steps[:keep]
     checkpoint = {"steps": kept, "attempt": draft.checkpoint.get("attempt")} if kept else None
@@ -91,6 +91,22 @@ def restart(draft: Draft, request: Request) -> list[Action]:
     )
     follow: list[Action] = [DropResults(dropped)] if dropped else []
     return [*follow, ClearRestartRequest(request.nonce)]
+
+
+def _kept(draft: Draft, request: Request, names: list[Any]) -> int:
+    """How many of the checkpoint's steps come before the requested one and stay. A step the
+    checkpoint does not hold (named only in spec.steps, or dropped by this same request acted
+    on before a crash) keeps the checkpoint's steps that spec.steps puts before it."""
+    if request.from_first_step:
+        return 0
+    if request.step in names:
+        return names.index(request.step)
+    expected = list(draft.spec.get("steps") or [])
+    before = set(expected[: expected.index(request.step)]) if request.step in expected else set()
+    keep = 0
+    while keep < len(names) and names[keep] in before:
+        keep += 1
+    return keep
 
 
 def _close_unstarted(draft: Draft) -> None:

@@ -21,7 +21,7 @@ from continuable.names import (
 )
 
 from .errors import CliError
-from .selecting import checkpoint_of, known_steps, status_of
+from .selecting import checkpoint_of, known_steps, restartable_steps, status_of
 
 # The annotation's value for "from the first step": not a valid step name, so never ambiguous.
 FROM_THE_START: Final = RESTART_FROM_FIRST_STEP
@@ -83,10 +83,12 @@ def plan_restart(job: Mapping[str, Any], from_step: str | None) -> RestartPlan:
         kept: list[str] = []
         rerun = steps
     else:
-        if step not in steps:
-            raise CliError(unknown_step_message(name, step, steps))
-        position = steps.index(step)
-        kept, rerun = steps[:position], steps[position:]
+        allowed = restartable_steps(job)
+        if step not in allowed:
+            raise CliError(unknown_step_message(name, step, allowed))
+        # A step not reported yet (named by spec.steps) comes after every reported one.
+        position = steps.index(step) if step in steps else len(steps)
+        kept, rerun = steps[:position], steps[position:] or [step]
     completed = {
         s["name"] for s in checkpoint_of(job).get("steps") or [] if s.get("state") == "Completed"
     }

@@ -65,6 +65,14 @@ def known_steps(job: Mapping[str, Any]) -> list[str]:
     return [str(step["name"]) for step in checkpoint_of(job).get("steps") or [] if "name" in step]
 
 
+def restartable_steps(job: Mapping[str, Any]) -> list[str]:
+    """Step names a restart may name, as the operator accepts them: those reported, then those
+    spec.steps expects."""
+    reported = known_steps(job)
+    expected = (job.get("spec") or {}).get("steps") or []
+    return [*reported, *(str(s) for s in expected if s not in reported)]
+
+
 def attempt_of(pod: Mapping[str, Any]) -> int:
     label = ((pod.get("metadata") or {}).get("labels") or {}).get(ATTEMPT_LABEL, "")
     return int(label) if str(label).isdigit() else 0

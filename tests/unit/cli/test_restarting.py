@@ -71,21 +71,30 @@ def test_an_unknown_step_is_refused_listing_the_known_ones() -> None:
         plan_restart(RUNNING, "proces_orders")
 
     assert raised.value.message == (
-        "job order-batch has no step 'proces_orders'; its steps: fetch_orders, process_orders "
-        "(did you mean 'process_orders'?)"
+        "job order-batch has no step 'proces_orders'; its steps: fetch_orders, process_orders, "
+        "notify (did you mean 'process_orders'?)"
     )
 
 
-def test_a_step_not_reported_yet_is_refused() -> None:
+def test_a_step_neither_reported_nor_expected_is_refused() -> None:
     with pytest.raises(
-        CliError, match=r"no step 'notify'; its steps: fetch_orders, process_orders$"
+        CliError, match=r"no step 'cleanup'; its steps: fetch_orders, process_orders, notify$"
     ):
-        plan_restart(RUNNING, "notify")
+        plan_restart(RUNNING, "cleanup")
 
 
-def test_a_step_of_a_job_that_reported_none_is_refused() -> None:
+def test_a_step_of_a_job_that_reported_none_and_expects_none_is_refused() -> None:
     job = copy.deepcopy(RUNNING)
     del job["status"]["checkpoint"]
+    del job["spec"]["steps"]
 
     with pytest.raises(CliError, match="it has not reported any step yet; restart it from the"):
         plan_restart(job, "fetch_orders")
+
+
+def test_a_step_spec_steps_expects_may_be_named_before_it_ran() -> None:
+    """The operator accepts the steps of spec.steps too: the CLI agrees with it."""
+    plan = plan_restart(RUNNING, "notify")  # spec.steps: fetch_orders, process_orders, notify
+
+    assert plan.from_step == "notify"
+    assert plan.rerun == ["notify"]

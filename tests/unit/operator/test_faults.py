@@ -238,6 +238,35 @@ def test_a_restart_from_an_unknown_step_is_refused_and_nothing_is_reset(
     ]
 
 
+@pytest.mark.parametrize(
+    ("checkpointed", "step", "kept", "dropped"),
+    [
+        # The checkpoint has not reached the step yet: what comes before it stays.
+        (["fetch"], "items", ["fetch"], []),
+        # The same request acted on already (the operator died before removing it): the
+        # checkpoint it reset no longer holds the step; acting again is harmless.
+        ([], "fetch", [], []),
+        (["fetch", "items"], "items", ["fetch"], ["items"]),
+    ],
+)
+def test_a_restart_from_a_step_the_checkpoint_does_not_hold(
+    job: dict[str, Any], checkpointed: list[str], step: str, kept: list[str], dropped: list[str]
+) -> None:
+    _running(job, phase="Failed")
+    job["status"]["attempts"][0]["outcome"] = "Failed"
+    job["spec"]["steps"] = ["fetch", "items", "notify"]
+    steps = [{"name": n, "state": "Completed", "attempt": 1} for n in checkpointed]
+    job["status"]["checkpoint"] = {"attempt": 1, "steps": steps} if steps else None
+    _request(job, step)
+    result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
+    status = _status(result)
+    assert status["attempt"] == 2
+    assert [s["name"] for s in (status["checkpoint"] or {}).get("steps", [])] == kept
+    drops = [a.steps for a in result.actions if isinstance(a, DropResults)]
+    assert drops == ([tuple(dropped)] if dropped else [])
+    assert any(isinstance(a, CreatePod) for a in result.actions)
+
+
 def test_a_restart_stops_the_running_pod_first(job: dict[str, Any]) -> None:
     _running(job)
     job["spec"]["steps"] = ["fetch"]
