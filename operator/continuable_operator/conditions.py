@@ -28,6 +28,8 @@ RESTART_REFUSED: Final = "RestartRefused"
 # Reasons (CamelCase, as metav1.Condition requires).
 POD_RUNNING: Final = "PodRunning"
 POD_PENDING: Final = "PodPending"
+# Running=False while the attempt's pod is being created and has not been seen yet.
+CREATING_POD: Final = "CreatingPod"
 POD_CREATED: Final = "PodCreated"
 RESUMED: Final = "Resumed"
 COMPLETED: Final = "Completed"

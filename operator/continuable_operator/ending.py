@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from continuable.names import DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+
 from . import conditions as c
 from .actions import DeletePod
 from .classifying import Ending, classify, is_terminal
@@ -31,6 +33,32 @@ OUTCOMES = {
     "FailJob": "Failed",
     "Failed": "Failed",
 }
+
+
+def fence_hold_seconds(draft: Draft) -> float:
+    """How long a Lost attempt's pod keeps its tracking finalizer: while the pod object exists
+    its token works, so the process, if it still runs, gets its next checkpoint write refused
+    as fenced (422) and stops at once. Released at once, the token would be revoked and the
+    process would meet a 401 it must take for an API server restart for a minute, working on."""
+    interval = (draft.spec.get("checkpoint") or {}).get(
+        "intervalSeconds", DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+    )
+    return 3.0 * float(interval) + 5.0
+
+
+def release_when_fenced(draft: Draft, attempt: int, pod: Mapping[str, Any]) -> None:
+    """Release an ended pod's finalizer; a Lost one's only once its process had the time to
+    learn it is fenced out (`fence_hold_seconds`)."""
+    if not has_finalizer(pod):
+        return
+    record = draft.record(attempt)
+    ended = parse_time((record or {}).get("endTime"))
+    if record is not None and record.get("outcome") == "Lost" and ended is not None:
+        due = ended + timedelta(seconds=fence_hold_seconds(draft))
+        if draft.now < due and not is_terminal(pod):
+            draft.requeue((due - draft.now).total_seconds())
+            return
+    draft.act(release(pod))
 
 
 def is_gone(pod: Mapping[str, Any], draft: Draft) -> bool:

@@ -31,7 +31,15 @@ from . import pausing, relaunching, restarting
 from .actions import DeletePod, Plan
 from .classifying import is_terminal
 from .drafting import Draft, has_finalizer, release
-from .ending import close_attempt, is_gone, lost_in, record_ending, record_lost, settle_finished
+from .ending import (
+    close_attempt,
+    is_gone,
+    lost_in,
+    record_ending,
+    record_lost,
+    release_when_fenced,
+    settle_finished,
+)
 from .launching import template_hash
 
 # A job being deleted whose pods have not ended yet looks again this often.
@@ -126,8 +134,7 @@ def _run(draft: Draft, shared: str | None) -> None:
         if draft.is_open(attempt):
             _record_end(draft, attempt, pod)
         draft.flush()
-        if has_finalizer(pod):
-            draft.act(release(pod))
+        release_when_fenced(draft, attempt, pod)
     elif attempt > 0 and draft.is_open(attempt) and request is None:
         if relaunching.is_blocked(draft):
             if pausing.is_suspended(draft):
@@ -201,8 +208,7 @@ def _tidy_older_pods(draft: Draft, attempt: int) -> None:
         if number == attempt:
             continue
         if is_terminal(pod) or is_gone(pod, draft):
-            if has_finalizer(pod):
-                draft.act(release(pod))
+            release_when_fenced(draft, number or 0, pod)
         elif not pod["metadata"].get("deletionTimestamp"):
             why = (c.SUPERSEDED, f"attempt {attempt} has replaced attempt {number}")
             draft.act(DeletePod(str(pod["metadata"]["name"]), str(pod["metadata"]["uid"]), why))
@@ -254,5 +260,8 @@ def _observe_live(draft: Draft, pod: Mapping[str, Any]) -> None:
     elif not running:
         status["phase"] = "Pending"
         draft.condition(c.RUNNING, False, c.POD_PENDING, f"pod {name} is pending")
+    elif relaunching.is_creating(draft):
+        # Seen, if only while being deleted: should it vanish, its attempt is Lost.
+        draft.condition(c.RUNNING, False, c.POD_DELETED, f"pod {name} is being deleted")
     draft.clear(c.POD_CREATE_FAILED, c.POD_CREATED, "the pod was created")
     draft.clear(c.NAME_CONFLICT, c.NAME_FREE, "the pod was created")

@@ -14,8 +14,9 @@ from typing import Any
 from continuable.names import ATTEMPT_HISTORY_LENGTH, checkpoint_service_account, pod_name
 
 from . import conditions as c
-from .actions import Action, CreatePod, Emit, EnsureObject
-from .drafting import FINISHED, Draft, parse_time, timestamp
+from .actions import Action, CreatePod, Emit, EnsureObject, RemoveFinalizer
+from .classifying import is_terminal
+from .drafting import FINISHED, Draft, has_finalizer, parse_time, timestamp
 from .launching import build_pod, build_results_config_map
 from .permissions import (
     build_role,
@@ -127,6 +128,7 @@ def launch(draft: Draft, shared: str | None, after_write: Sequence[Action] = ())
         # As batch/v1 Job: the deadline counts from the start, or from the last resume.
         status["startTime"] = draft.stamp
     status.update(attempt=attempt, podName=name, phase="Pending")
+    _creating(draft, name)
     status["attempts"] = [
         *status["attempts"],
         {"attempt": attempt, "podName": name, "startTime": draft.stamp, "outcome": "Running"},
@@ -134,6 +136,8 @@ def launch(draft: Draft, shared: str | None, after_write: Sequence[Action] = ())
     draft.flush()
     for action in after_write:
         draft.act(action)
+    if older_pod_held(draft):
+        return  # created by a later reconcile (CreatingPod), once the older pod is released
     launch_objects(draft, attempt)
     draft.act(Emit("Normal", "Launched", f"attempt {attempt}: pod {name}{_resume_point(draft)}"))
 
@@ -151,19 +155,50 @@ def create_current_pod(draft: Draft) -> None:
         if draft.now < due:
             draft.requeue((due - draft.now).total_seconds())
             return
+    if older_pod_held(draft):
+        return  # its release is requeued (`ending.release_when_fenced`)
     if draft.status.get("phase") == "Suspended":
         draft.status.update(phase="Pending", startTime=draft.stamp)  # resumed
     # Cleared before the creation: should the pod then vanish, its attempt counts as Lost
     # instead of being created again under the same number.
     draft.clear(c.POD_CREATE_FAILED, c.POD_CREATED, "retrying the pod's creation")
     draft.clear(c.NAME_CONFLICT, c.NAME_FREE, "retrying with the names free")
+    _creating(draft, pod_name(draft.name, draft.attempt))
     draft.flush()
     launch_objects(draft, draft.attempt)
 
 
 def is_blocked(draft: Draft) -> bool:
-    """Whether the current attempt's pod is known never to have been created."""
-    return any(c.is_true(draft.status["conditions"], kind) for kind in BLOCKING)
+    """Whether the current attempt's pod is known never to have been created or seen: its
+    creation was refused, a name it needs is taken, or the launch stopped before the pod (an
+    API error, the operator killed); its attempt is then not Lost but its pod created again."""
+    conditions = draft.status["conditions"]
+    return is_creating(draft) or any(c.is_true(conditions, kind) for kind in BLOCKING)
+
+
+def older_pod_held(draft: Draft) -> bool:
+    """Whether a pod of an earlier attempt still holds our finalizer without having ended (a
+    Lost pod kept for its process to learn it is fenced out, a stray being stopped) and is not
+    released in this plan: the next pod waits for it, one pod object of the job at a time."""
+    released = {a.name for a in draft.result.actions if isinstance(a, RemoveFinalizer)}
+    return any(
+        number != draft.attempt
+        and has_finalizer(pod)
+        and not is_terminal(pod)
+        and pod["metadata"]["name"] not in released
+        for number, pod in draft.pods.items()
+    )
+
+
+def is_creating(draft: Draft) -> bool:
+    running = c.find(draft.status["conditions"], c.RUNNING)
+    return running is not None and running.get("reason") == c.CREATING_POD
+
+
+def _creating(draft: Draft, name: str) -> None:
+    """Said until the pod is seen (`planning._observe_live` replaces it): a pod missing while
+    this holds was never created, so its attempt is not Lost."""
+    draft.condition(c.RUNNING, False, c.CREATING_POD, f"creating pod {name}")
 
 
 def launch_objects(draft: Draft, attempt: int) -> None:

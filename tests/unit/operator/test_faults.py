@@ -138,11 +138,41 @@ def test_a_pod_its_node_never_confirmed_makes_the_attempt_lost(job: dict[str, An
     result = plan(job, [stuck], NOW)
     status = _status(result)
     assert status["attempts"][0]["outcome"] == "Lost"
-    assert status["attempt"] == 2
-    assert [a.manifest["metadata"]["name"] for a in result.actions if isinstance(a, CreatePod)] == [
+    assert status["attempt"] == 2  # fenced at once
+    # The finalizer stays a while (3 intervals + 5 s): the pod object, and with it its token,
+    # lives on, so a process still running learns it is fenced out (422) instead of meeting a
+    # 401 it would take for an API server restart and work on.
+    assert not any(isinstance(a, RemoveFinalizer) for a in result.actions)
+    assert result.requeue_after == 8.0
+    # ... and the next pod waits for it: one pod object of the job at a time.
+    assert not any(isinstance(a, CreatePod) for a in result.actions)
+    job["status"] = {**job["status"], **status}
+    waiting = plan(job, [stuck], NOW + timedelta(seconds=7))
+    assert not any(isinstance(a, (RemoveFinalizer, CreatePod)) for a in waiting.actions)
+    later = plan(job, [stuck], NOW + timedelta(seconds=8))
+    assert [a.name for a in later.actions if isinstance(a, RemoveFinalizer)] == ["report-1"]
+    assert [a.manifest["metadata"]["name"] for a in later.actions if isinstance(a, CreatePod)] == [
         "report-2"
     ]
-    assert _kinds(result).index("PatchStatus") < _kinds(result).index("RemoveFinalizer")
+
+
+def test_a_launch_cut_short_before_its_pod_creates_the_pod_again_not_lost(
+    job: dict[str, Any],
+) -> None:
+    launched = plan(job, [], NOW)
+    job["status"] = _status(launched)
+    # The launch wrote the attempt, then an API error (or the operator's death) came before
+    # the pod: the same attempt's pod is created, nothing counted.
+    again = plan(job, [], NOW + timedelta(seconds=2))
+    creates = [a.manifest["metadata"]["name"] for a in again.actions if isinstance(a, CreatePod)]
+    assert creates == ["report-1"]
+    assert _status(again).get("interruptions", 0) == 0
+    # Once the pod was seen, even only while being deleted, a vanished pod is Lost.
+    seen = plan(job, [pod(1, "Running", deleting="2026-11-27T09:00:05Z")], NOW)
+    job["status"] = {**job["status"], **_status(seen)}
+    gone = _status(plan(job, [], NOW + timedelta(seconds=30)))
+    assert gone["attempts"][0]["outcome"] == "Lost"
+    assert gone["attempt"] == 2
 
 
 def test_an_unscheduled_pod_being_deleted_ended_there(job: dict[str, Any]) -> None:
