@@ -22,12 +22,22 @@ PREEMPT_WAIT_SECONDS = 30.0
 CLI_TIMEOUT = 60.0
 
 
+# A pod fault that finds its job between pods (relaunching after an earlier fault) waits this
+# long for the next one to run before it is skipped: under load a relaunch takes a while, and a
+# kind skipped every time would never be tested.
+POD_WAIT_SECONDS = 30.0
+
+
 def _pod(ctx: FaultContext, fault: Fault, *, on_live_node: bool = False) -> dict[str, Any]:
     assert fault.job is not None
-    pod = ctx.running_pod(fault.job, on_live_node=on_live_node)
-    if pod is None:
-        raise Skipped("no running pod")
-    return pod
+    deadline = time.monotonic() + POD_WAIT_SECONDS
+    while True:
+        pod = ctx.running_pod(fault.job, on_live_node=on_live_node)
+        if pod is not None:
+            return pod
+        if time.monotonic() >= deadline:
+            raise Skipped(f"no running pod for {POD_WAIT_SECONDS:.0f}s")
+        time.sleep(1.0)
 
 
 def _gone(err: ApiException) -> bool:
