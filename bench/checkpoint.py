@@ -20,7 +20,8 @@ from typing import Any
 from tabulating import print_table
 
 import continuable
-from continuable.backends.kubernetes import ClientJobApi, KubernetesBackend
+from continuable.backends.kubeconfig import KubeconfigJobApi
+from continuable.backends.kubernetes import KubernetesBackend
 from continuable_operator.launching import build_results_config_map
 from tests.cluster.kubectl import Kubectl
 from tests.cluster.session import open_cluster, temporary_namespace
@@ -65,7 +66,7 @@ def _prepare(kubectl: Kubectl, namespace: str, name: str, interval: int = 10) ->
 
 def _backend(namespace: str, name: str, uid: str) -> KubernetesBackend:
     return KubernetesBackend(
-        ClientJobApi(name, namespace), job=name, namespace=namespace, attempt=1, uid=uid
+        KubeconfigJobApi(name, namespace), job=name, namespace=namespace, attempt=1, uid=uid
     )
 
 
@@ -92,7 +93,7 @@ def bench_latency(
     uid = _prepare(kubectl, namespace, JOB)
     backend = _backend(namespace, JOB, uid)
     api = backend._api
-    assert isinstance(api, ClientJobApi)
+    assert isinstance(api, KubeconfigJobApi)
     fenced, merged = [], []
     for index in range(WRITES):
         began = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -106,11 +107,60 @@ def bench_import(runs: int = 15) -> tuple[float, float]:
     return median_ms("import continuable"), median_ms("pass")
 
 
+# A pod's client made ready, as the SDK makes it at a pod's start (no request is sent).
+_IN_CLUSTER = (
+    "import sys, pathlib\n"
+    "from continuable.backends.incluster import InClusterJobApi\n"
+    "InClusterJobApi.from_environment('job', 'ns', pathlib.Path(sys.argv[1]))\n"
+)
+_KUBECONFIG = (
+    "from continuable.backends.kubeconfig import KubeconfigJobApi\nKubeconfigJobApi('job', 'ns')\n"
+)
+_KUBECONFIG_FILE = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def bench_client_start(runs: int = 5) -> tuple[float, float]:
+    """CPU time (user + system) of a process that makes the in-pod client ready, against one
+    that makes the kubernetes client ready from a kubeconfig; medians, in ms."""
+    from tests.cluster.certificates import CertificateAuthority
+
+    with tempfile.TemporaryDirectory() as folder:
+        secrets = Path(folder)
+        (secrets / "token").write_text("t")
+        (secrets / "ca.crt").write_bytes(CertificateAuthority.create().cert_pem)
+        (secrets / "kubeconfig").write_text(_KUBECONFIG_FILE)
+        env = {
+            **os.environ,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": "6443",
+            "KUBECONFIG": str(secrets / "kubeconfig"),
+        }
+
+        def median_cpu_ms(code: str) -> float:
+            timings = []
+            for _ in range(runs):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                subprocess.run([sys.executable, "-c", code, folder], check=True, env=env)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+                timings.append(cpu * 1000)
+            return statistics.median(timings)
+
+        return median_cpu_ms(_IN_CLUSTER), median_cpu_ms(_KUBECONFIG)
+
+
 def main() -> None:
     logging.getLogger("continuable").setLevel(logging.WARNING)
     set_ns, plain_ns = bench_set()
     writes, allowed, seconds = bench_writes()
     import_ms, python_ms = bench_import()
+    in_cluster_ms, kubernetes_ms = bench_client_start()
     rows = [
         ("benchmark", "measured", "baseline", "ratio", "note"),
         (
@@ -133,6 +183,13 @@ def main() -> None:
             f"{python_ms:.1f} ms (python -c pass)",
             f"{import_ms / python_ms:.2f}x",
             f"import alone {import_ms - python_ms:.1f} ms, target < 100 ms",
+        ),
+        (
+            "a pod's API client made ready (process CPU)",
+            f"{in_cluster_ms:.0f} ms",
+            f"{kubernetes_ms:.0f} ms (kubernetes client)",
+            f"{in_cluster_ms / kubernetes_ms:.2f}x",
+            "paid by every pod start",
         ),
     ]
     print_table(rows)

@@ -15,8 +15,9 @@ pod object is deleted (force-deleted on a lost node) every call it makes answers
 retried for a while (an API server that just restarted answers it too); when it outlasts that
 grace and the token worked earlier in this process, the pod stops as fenced out (exit 75).
 
-The API calls go through `JobApi`, a seam with the five calls this backend makes; the real one
-wraps the kubernetes client (loaded only here), the unit tests use a fake.
+The API calls go through `JobApi` (`jobapi.py`), a seam with the five calls this backend makes:
+in a pod a small client of the standard library's (`incluster.py`), elsewhere the kubernetes
+client (`kubeconfig.py`); the unit tests use a fake.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from continuable.errors import BackendError, BackendUnavailable, FencedOut
 from continuable.names import (
@@ -33,15 +33,13 @@ from continuable.names import (
     ENV_JOB,
     ENV_JOB_UID,
     ENV_NAMESPACE,
-    GROUP,
-    PLURAL,
     RESULTS_ATTEMPT_KEY,
-    VERSION,
     pod_name,
     results_config_map,
 )
 
 from . import Settings, Snapshot
+from .jobapi import ApiFailure, JobApi, job_api
 
 RESULT_SUFFIX = ".json"
 # HTTP statuses after which the same write may succeed later.
@@ -52,30 +50,6 @@ AUTH_GRACE_SECONDS = 60.0
 # the pod object, so the API server stops accepting it once the pod is deleted (force-deleted on
 # a partitioned node, typically). Such a pod is a zombie, like one a newer attempt fenced out.
 CREDENTIALS_REVOKED = "credentials no longer valid (the pod was deleted?)"
-
-
-@dataclass
-class ApiFailure(Exception):
-    """An API call that failed; status 0 when the server did not answer at all."""
-
-    status: int
-    message: str
-    retry_after: float | None = None
-
-    def __str__(self) -> str:
-        return f"HTTP {self.status}: {self.message}" if self.status else self.message
-
-
-class JobApi(Protocol):
-    def get_job(self) -> dict[str, Any]: ...
-
-    def patch_status(self, ops: list[dict[str, Any]]) -> None: ...
-
-    def get_results(self) -> dict[str, str]: ...
-
-    def patch_results(self, ops: list[dict[str, Any]]) -> None: ...
-
-    def get_pod(self, name: str) -> dict[str, Any]: ...
 
 
 def result_key(step: str) -> str:
@@ -124,7 +98,7 @@ class KubernetesBackend:
         if not attempt.isdigit() or int(attempt) < 1:
             raise BackendError(f"{ENV_ATTEMPT}={attempt!r} must be a positive integer")
         return cls(
-            ClientJobApi(job, namespace),
+            job_api(job, namespace),
             job=job,
             namespace=namespace,
             attempt=int(attempt),
@@ -270,103 +244,3 @@ class KubernetesBackend:
                 # fenced-out pod does; a token that never worked is a setup error (exit 1).
                 return FencedOut(f"{CREDENTIALS_REVOKED}: {what}: {failure} for {denied_for:.0f}s")
         return BackendError(f"{what}: {failure}")
-
-
-class ClientJobApi:
-    """`JobApi` over the kubernetes client: in-cluster credentials, else KUBECONFIG."""
-
-    # Connect and read timeouts: a hung call must not hold a write past the grace period.
-    TIMEOUT = (3.05, 10.0)
-    JSON_PATCH = "application/json-patch+json"
-
-    def __init__(self, job: str, namespace: str) -> None:
-        from kubernetes import client, config
-
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        self._client = client.ApiClient()
-        self._custom = client.CustomObjectsApi(self._client)
-        self._core = client.CoreV1Api(self._client)
-        self._job = job
-        self._namespace = namespace
-
-    def get_job(self) -> dict[str, Any]:
-        job: dict[str, Any] = self._guarded(
-            lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self._namespace, PLURAL, self._job, _request_timeout=self.TIMEOUT
-            )
-        )
-        return job
-
-    def patch_status(self, ops: list[dict[str, Any]]) -> None:
-        self._guarded(
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self._namespace,
-                PLURAL,
-                self._job,
-                ops,
-                _content_type=self.JSON_PATCH,
-                _request_timeout=self.TIMEOUT,
-            )
-        )
-
-    def get_results(self) -> dict[str, str]:
-        config_map = self._guarded(
-            lambda: self._core.read_namespaced_config_map(
-                results_config_map(self._job), self._namespace, _request_timeout=self.TIMEOUT
-            )
-        )
-        return dict(config_map.data or {})
-
-    def patch_results(self, ops: list[dict[str, Any]]) -> None:
-        self._guarded(
-            lambda: self._core.patch_namespaced_config_map(
-                results_config_map(self._job),
-                self._namespace,
-                ops,
-                _content_type=self.JSON_PATCH,
-                _request_timeout=self.TIMEOUT,
-            )
-        )
-
-    def get_pod(self, name: str) -> dict[str, Any]:
-        pod = self._guarded(
-            lambda: self._core.read_namespaced_pod(
-                name, self._namespace, _request_timeout=self.TIMEOUT
-            )
-        )
-        serialised: dict[str, Any] = self._client.sanitize_for_serialization(pod)
-        return serialised
-
-    @staticmethod
-    def _guarded(call: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            return call()
-        except ApiException as err:
-            headers = err.headers or {}
-            retry_after = headers.get("Retry-After")
-            raise ApiFailure(
-                status=int(err.status or 0),
-                message=status_message(err.body) or str(err.reason),
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-            ) from err
-        except (HTTPError, OSError) as err:
-            raise ApiFailure(status=0, message=f"no answer from the API server: {err}") from err
-
-
-def status_message(body: Any) -> str | None:
-    """The `message` of a Kubernetes Status body, which says what was wrong."""
-    if not body:
-        return None
-    try:
-        message = json.loads(body).get("message")
-    except (ValueError, AttributeError):
-        return str(body)[:500]
-    return str(message) if message else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from continuable.backends.kubernetes import status_message
+from continuable.backends.jobapi import status_message
 from continuable.names import GROUP, JOB_LABEL, PLURAL, VERSION
 
 from .errors import ApiError, CliError

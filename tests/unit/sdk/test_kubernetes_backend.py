@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from continuable import BackendError, FencedOut, Job, ResultTooLarge, Step
-from continuable.backends.kubernetes import ApiFailure, KubernetesBackend
+from continuable.backends.jobapi import ApiFailure
+from continuable.backends.kubernetes import KubernetesBackend
 from continuable.errors import BackendUnavailable
 
 UID = "4d7c1f0e-job-uid"
