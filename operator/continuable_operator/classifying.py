@@ -96,6 +96,15 @@ def classify(
     if status.get("phase") == "Succeeded":
         return Ending("Succeeded", c.COMPLETED, "the job's code completed", exit_code, finished)
 
+    ours = checkpoint if checkpoint and checkpoint.get("attempt") == attempt else {}
+    stop_reason = ours.get("stopReason")
+    if exit_code == EXIT_INTERRUPTED and stop_reason == "Isolated":
+        # The pod stopped by itself at an isolated step's boundary, in its own words, even if a
+        # stop was on its way (an eviction, a rollout): it was not interrupted (found by the soak).
+        return Ending(
+            "Isolated", c.ISOLATED, "stopped so an isolated step starts afresh", exit_code, finished
+        )
+
     disruption = c.find(status.get("conditions") or [], "DisruptionTarget")
     if disruption is not None and disruption.get("status") != "True":
         disruption = None
@@ -117,8 +126,6 @@ def classify(
             return Ending("Ignored", c.POD_FAILURE_POLICY, message, exit_code, finished, disrupted)
         return Ending("Failed", c.POD_FAILURE_POLICY, message, exit_code, finished)
 
-    ours = checkpoint if checkpoint and checkpoint.get("attempt") == attempt else {}
-    stop_reason = ours.get("stopReason")
     if disruption is not None:
         reason = str(disruption.get("reason") or "DisruptionTarget")
         message = str(disruption.get("message") or "the pod was disrupted")
@@ -136,14 +143,6 @@ def classify(
             finished,
         )
     if exit_code == EXIT_INTERRUPTED:
-        if stop_reason == "Isolated":
-            return Ending(
-                "Isolated",
-                c.ISOLATED,
-                "stopped so an isolated step starts afresh",
-                exit_code,
-                finished,
-            )
         return Ending(
             "Interrupted",
             c.SDK_INTERRUPTED,

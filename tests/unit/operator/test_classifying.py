@@ -60,6 +60,20 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "IsolatedStep",
     ),
     (
+        "isolated step as an eviction came",
+        pod(1, "Failed", exit_code=75, conditions=DISRUPTED, deleting=True),
+        {"checkpoint": _checkpoint("Isolated")},
+        "Isolated",
+        "IsolatedStep",
+    ),
+    (
+        "isolated step as the operator stopped it for a rollout",
+        pod(1, "Failed", exit_code=75, conditions=[{**DISRUPTED[0], "reason": "TemplateChanged"}]),
+        {"checkpoint": _checkpoint("Isolated")},
+        "Isolated",
+        "IsolatedStep",
+    ),
+    (
         "isolated marker of another attempt",
         pod(2, "Failed", exit_code=75),
         {"attempt": 2, "checkpoint": _checkpoint("Isolated", attempt=1)},
