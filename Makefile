@@ -65,7 +65,7 @@ e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no 
 
 .PHONY: e2e
 e2e: $(STAMP) k8s-bin prometheus-bin ## All end-to-end tests; pytest starts (and stops) one local cluster for them.
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/e2e --durations=15
 
 .PHONY: test
 test: lint verify k8s-bin prometheus-bin unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.

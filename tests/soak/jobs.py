@@ -160,6 +160,19 @@ class Jobs:
                 return pod
         return None
 
+    def wait_ended(self, name: str, pod: dict[str, Any], timeout: float) -> float | None:
+        """Seconds until `pod` (that very object, by uid) ended or was gone, or None when it
+        still ran after `timeout` seconds."""
+        began = time.monotonic()
+        uid = pod["metadata"]["uid"]
+        while True:
+            now = [p for p in self.pods(name) if p["metadata"]["uid"] == uid]
+            if not now or now[0]["status"].get("phase") in TERMINAL_PHASES:
+                return time.monotonic() - began
+            if time.monotonic() - began >= timeout:
+                return None
+            time.sleep(0.5)
+
     def rollout(self, name: str) -> int:
         """A new template: SOAK_TEMPLATE_VERSION + 1 (the operator stops the pod gracefully)."""
         incarnation = self.current(name)

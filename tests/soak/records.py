@@ -345,19 +345,18 @@ def _stamp(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
+# Where the SDK writes its checkpoint (the whole document, in one `add`).
+CHECKPOINT_PATH = "/status/checkpoint"
 # What the judges read of a written object (the rest is dropped: a run's log is large).
 _KEPT = ("uid", "resourceVersion", "ownerReferences", "labels")
 
 
 def _slim_request(request: Any) -> Any:
-    """A JSON patch keeps its ops, without the values of all but `test` ops and the attempt;
-    an object (a merge patch, a created pod) keeps its labels and `status.attempt`."""
+    """A JSON patch keeps its ops, without the values of all but `test` ops and the attempt,
+    and of a checkpoint only its `stopReason` (how the pod said it stopped); an object (a merge
+    patch, a created pod) keeps its labels and `status.attempt`."""
     if isinstance(request, list):
-        return [
-            {k: v for k, v in op.items() if k != "value" or _kept_op(op)}
-            for op in request
-            if isinstance(op, dict)
-        ]
+        return [_slim_op(op) for op in request if isinstance(op, dict)]
     if not isinstance(request, dict):
         return None
     labels = (request.get("metadata") or {}).get("labels")
@@ -368,8 +367,14 @@ def _slim_request(request: Any) -> Any:
     return slim
 
 
-def _kept_op(op: dict[str, Any]) -> bool:
-    return op.get("op") == "test" or op.get("path") == "/status/attempt"
+def _slim_op(op: dict[str, Any]) -> dict[str, Any]:
+    slim = {k: v for k, v in op.items() if k != "value"}
+    value = op.get("value")
+    if op.get("op") == "test" or op.get("path") == "/status/attempt":
+        slim["value"] = value
+    elif op.get("path") == CHECKPOINT_PATH and isinstance(value, dict) and "stopReason" in value:
+        slim["value"] = {"stopReason": value["stopReason"]}
+    return slim
 
 
 def parse_audit_event(event: dict[str, Any]) -> AuditEvent | None:

@@ -20,6 +20,9 @@ from .pods import continuable_cli
 
 # A running pod is waited for this briefly: these faults act on the job either way.
 LOOK_SECONDS = 5.0
+# A suspended job's pod must have stopped within this (grace period included); one still
+# running then is the operator's failure, which the accounting judge reports.
+STOP_WAIT_SECONDS = 60.0
 
 
 def _pod(ctx: FaultContext, job: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -47,7 +50,10 @@ def suspend(ctx: FaultContext, fault: Fault) -> None:
     t = time.time()
     ctx.jobs.set_suspend(fault.job, True)
     try:
-        time.sleep(fault.hold)
+        # Held until the operator has stopped the pod, as a person would wait for it: a resume
+        # that came first would leave the pod running, and the fault would have reached nothing.
+        stopped = ctx.jobs.wait_ended(fault.job, pod, STOP_WAIT_SECONDS) if pod else None
+        time.sleep(max(0.0, fault.hold - (time.time() - t)))
     finally:
         ctx.jobs.set_suspend(fault.job, False)
     ctx.log.hit(
@@ -56,6 +62,7 @@ def suspend(ctx: FaultContext, fault: Fault) -> None:
         job=fault.job,
         pod=pod,
         reached=pod is not None,
+        stopped_after=stopped,
         resumed_after=time.time() - t,
         **seen,
     )

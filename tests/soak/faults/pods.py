@@ -19,6 +19,9 @@ PREEMPTOR_PRIORITY_CLASS = "soak-preemptor"
 PREEMPTOR_PRIORITY = 1_000_000
 # How long the scheduler gets to pick the victim and stamp its deletion.
 PREEMPT_WAIT_SECONDS = 30.0
+# How long a fault that may have acted (a preemptor deleted, a CLI out of time) looks for the pod
+# it may have stopped.
+AFTERMATH_SECONDS = 5.0
 CLI_TIMEOUT = 60.0
 
 
@@ -135,6 +138,22 @@ def preemptor(job: str, node: str, name: str) -> dict[str, Any]:
     }
 
 
+def _stopped(
+    ctx: FaultContext, job: str, pod: dict[str, Any], wait: float
+) -> dict[str, Any] | None:
+    """The pod as last seen once it is being deleted or gone, waiting up to `wait`; None while
+    it still runs untouched."""
+    uid = pod["metadata"]["uid"]
+    deadline = time.monotonic() + wait
+    while True:
+        current = next((p for p in ctx.jobs.pods(job) if p["metadata"]["uid"] == uid), None)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return current or pod
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.3)
+
+
 def preempt(ctx: FaultContext, fault: Fault) -> None:
     pod = _pod(ctx, fault)
     assert fault.job is not None
@@ -147,15 +166,7 @@ def preempt(ctx: FaultContext, fault: Fault) -> None:
     ctx.api.create_pod(ctx.namespace, preemptor(fault.job, node, name))
     victim = None
     try:
-        deadline = time.monotonic() + PREEMPT_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            current = next(
-                (p for p in ctx.jobs.pods(fault.job) if p["metadata"]["uid"] == meta["uid"]), None
-            )
-            if current is None or current["metadata"].get("deletionTimestamp"):
-                victim = current or pod
-                break
-            time.sleep(0.3)
+        victim = _stopped(ctx, fault.job, pod, PREEMPT_WAIT_SECONDS)
     finally:
         try:
             ctx.api.core.delete_namespaced_pod(
@@ -164,6 +175,9 @@ def preempt(ctx: FaultContext, fault: Fault) -> None:
         except ApiException as err:
             if err.status != 404:
                 raise
+    # The scheduler may have preempted the pod in the instant before the preemptor went (it
+    # was found late, under load, by the first run that checked only up to here).
+    victim = victim or _stopped(ctx, fault.job, pod, AFTERMATH_SECONDS)
     if victim is None:
         # The pod ended by itself meanwhile, or the scheduler found another way: record it,
         # the preemptor did exist and ask for the node.
@@ -225,7 +239,14 @@ def interrupt(ctx: FaultContext, fault: Fault) -> None:
     pod = _pod(ctx, fault)
     reached, seen = ctx.reach(pod)
     t = time.time()
-    done = continuable_cli(ctx, "interrupt", fault.job)
+    try:
+        done = continuable_cli(ctx, "interrupt", fault.job)
+    except subprocess.TimeoutExpired:
+        # The CLI may have stopped the pod before it ran out of time: the pod says whether.
+        if _stopped(ctx, fault.job, pod, AFTERMATH_SECONDS) is None:
+            raise Skipped(f"continuable interrupt timed out after {CLI_TIMEOUT:.0f}s") from None
+        ctx.log.hit(t, fault.kind, job=fault.job, pod=pod, reached=reached, cli="timed_out", **seen)
+        return
     if done.returncode != 0:
         raise Skipped(f"continuable interrupt: {done.stderr.strip()[:200]}")
     answer = json.loads(done.stdout)

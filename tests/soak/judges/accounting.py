@@ -9,6 +9,14 @@ what the faults that reached its pods make them:
   of them or nothing (it depends on which the operator saw first), so the expectation is a
   range. A restart the person asked for counts in neither, and resets both to 0 in the write
   that raises the attempt: only faults on the attempts after the last restart count.
+- An attempt whose pod said, in its last accepted status write (the audit log), that it stopped
+  by itself (an isolated step's boundary, the job done) was not ended by the graceful faults
+  that hit it as it did (a suspend or a rollout the operator acted on after): they count
+  nothing; a SIGKILL then counts at most one.
+- A rollout or suspend that found no live pod may still stop the pod whose launch was under way
+  (the operator read the job just before the change, and stops that pod once it sees it): the
+  first attempt whose pod appears within LAUNCH_RACE_SECONDS after it may count one
+  interruption more, or none.
 - Faults that reached no pod (operator kill, failover, API server restart) count nothing.
 - Prometheus (`continuable_interruptions_total`, `continuable_failures_total`, summed over
   reasons and over every job) must equal the faults' totals over every uid, restarts not
@@ -26,15 +34,20 @@ before the end (their status is gone).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tests.soak.records import Fault, JobRecord, Records
 
 from .faults import boundaries, counted_as, of_uid
 from .verdict import Verdict, short, verdict
+from .writes import stopped_by_itself
 
 NAME = "accounting"
 RESTARTING_KINDS = frozenset({"operator-kill", "leader-failover"})
+# Job faults that act on whatever pod the job has next, even one not created yet.
+RACING_KINDS = frozenset({"rollout", "suspend"})
+# How long after such a change an operator may still create a pod from the job it read before.
+LAUNCH_RACE_SECONDS = 30.0
 
 
 @dataclass
@@ -76,11 +89,36 @@ def counted_faults(records: Records, job: JobRecord, *, since_restart: bool) -> 
     return faults
 
 
+def raced_launches(records: Records, job: JobRecord) -> list[Fault]:
+    """A rollout or suspend that found no live pod may still stop the pod whose launch was
+    under way (the operator read the job just before the change): each becomes a fault on the
+    first attempt whose pod appeared within LAUNCH_RACE_SECONDS after it."""
+    added = sorted(
+        (p.t, p.attempt) for p in records.pods_of(job.uid) if p.type == "ADDED" and p.attempt
+    )
+    raced: list[Fault] = []
+    for fault in of_uid(records, job.uid):
+        if fault.kind not in RACING_KINDS or fault.reached_pod:
+            continue
+        attempt = next((a for t, a in added if fault.t <= t <= fault.t + LAUNCH_RACE_SECONDS), None)
+        if attempt is not None:
+            raced.append(replace(fault, attempt=attempt, reached_pod=True))
+    return raced
+
+
 def expected(records: Records, job: JobRecord, *, since_restart: bool = True) -> Expected:
     result = Expected()
     faults = counted_faults(records, job, since_restart=since_restart)
-    for group in _groups(faults):
-        result.add({counted_as(f) for f in group}, certain=job.final is not None)
+    raced = raced_launches(records, job)
+    for group in _groups(faults + raced):
+        kinds = {counted_as(f) for f in group}
+        attempt = group[0].attempt
+        if attempt is not None and stopped_by_itself(records, job.uid, attempt):
+            if not all(f.graceful for f in group):
+                result.add(kinds, certain=False)
+            continue
+        certain = job.final is not None and any(f not in raced for f in group)
+        result.add(kinds, certain=certain)
     result.faults = faults
     return result
 

@@ -11,10 +11,13 @@ Rules, per job uid (a name re-created has several; completeness is asked of the 
   and so does an attempt that ended by itself (an isolated step's stop, a crash the soak did not
   cause). The same attempt on both sides is never excused. `notify` never repeats: it is
   `idempotent=False`, so the job must stop (StepNotReplayable) rather than run it again.
-- Per charged attempt, the repeated items are at most one checkpoint interval of its work,
-  plus one item: the interval's items are estimated from the attempt's own item rate in the
-  ledger (else the uid's), over `interval_seconds` plus the attempt's slowest accepted
-  checkpoint write (the next write is due an interval after the last one *ended*). Where an API
+- Per charged attempt, the repeated items are at most those it did after the last checkpoint
+  save the API server received from it before the fault (the audit log), and only up to when the
+  next save was due (an interval after that save was answered: the SDK's cadence), plus one
+  item. So a slow save (a busy API server) excuses the items done while it was under way, and a
+  SDK that stopped saving is caught. Without any save in the audit log, the interval's items are
+  estimated from the attempt's own item rate in the ledger (else the uid's), over
+  `interval_seconds` plus the attempt's slowest accepted checkpoint write. Where an API
   server restart fell shortly before the fault, the SDK lets the cursor run up to
   HOLD_BACK_INTERVALS ahead of the last save (its documented back-pressure), so that many
   intervals are allowed.
@@ -50,6 +53,12 @@ from .writes import checkpoint_latency, sdk_writes
 NAME = "ledger"
 # Items a lossy fault may cost beyond one interval's worth: the item in flight.
 SLACK_ITEMS = 1
+# The SDK takes a save's snapshot a moment before the API server receives it (on a busy
+# 2-core machine the first full run measured up to about a second)...
+SNAPSHOT_SLACK_SECONDS = 1.5
+# ...and starts the next one an interval after the last was answered, give or take a second of
+# a busy machine's scheduling.
+CADENCE_SLACK_SECONDS = 1.0
 # Intervals of work each lossy kind may cost; kinds not listed: one.
 DEFAULT_INTERVALS: Mapping[str, float] = {"sigkill": 1.0, "partition": 1.0}
 
@@ -67,6 +76,29 @@ def budget(records: Records, run: Run, attempt: int, intervals: Mapping[str, flo
     lookback = HOLD_BACK_INTERVALS * interval + OUTAGE_SECONDS
     if any(f.kind in OUTAGE_KINDS and 0 <= killed_at - f.t <= lookback for f in records.faults):
         count = max(count, float(HOLD_BACK_INTERVALS))
+    # The process may outlive the fault (an agent restart reaps it later; a partitioned one
+    # runs on): it ended with its last item, or at the fault.
+    ended = max([killed_at, *(x.t for x in run.items_of(attempt))])
+    saves = [
+        w.event
+        for w in sdk_writes(records)
+        if w.kind == "status"
+        and w.event.accepted
+        and w.attempt == attempt
+        and w.event.received <= ended
+        and (w.uid or records.uid_at(w.job, w.event.t)) == run.job.uid
+    ]
+    if saves:
+        # The next attempt resumes from the last save the API server received before the
+        # end; the one after it was due an interval after that save was answered.
+        last = max(saves, key=lambda e: e.received)
+        due = last.t + interval * count + CADENCE_SLACK_SECONDS
+        unsaved = [
+            x
+            for x in run.items_of(attempt)
+            if last.received - SNAPSHOT_SLACK_SECONDS <= x.t <= min(ended, due)
+        ]
+        return len(unsaved) + SLACK_ITEMS
     seconds = interval * count + min(
         checkpoint_latency(records, sdk_writes(records), run.job.uid, attempt), interval
     )

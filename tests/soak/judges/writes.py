@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from tests.soak.records import AuditEvent, Records
+from tests.soak.records import CHECKPOINT_PATH, AuditEvent, Records
 
 SA_SUFFIX: Final = "-checkpoint"
 RESULTS_SUFFIX: Final = "-results"
@@ -121,6 +121,16 @@ class Write:
     def attempt(self) -> int | None:
         return self.pod_attempt if self.pod_attempt is not None else self.tested_attempt
 
+    @property
+    def stop_reason(self) -> str | None:
+        """The `stopReason` of the checkpoint this write saves, if it says one."""
+        for op in self.event.request if isinstance(self.event.request, list) else []:
+            value = op.get("value")
+            if op.get("path") == CHECKPOINT_PATH and isinstance(value, dict):
+                reason = value.get("stopReason")
+                return str(reason) if reason is not None else None
+        return None
+
 
 def sdk_writes(records: Records) -> list[Write]:
     """Every write request made by a job's ServiceAccount, refused ones included."""
@@ -173,3 +183,22 @@ def checkpoint_latency(records: Records, writes: list[Write], uid: str, attempt:
         and (w.uid or records.uid_at(w.job, w.event.t)) == uid
     ]
     return max(durations, default=0.0)
+
+
+# Stop reasons of a pod that ended by itself, not because something stopped it.
+OWN_STOPS: Final = frozenset({"Isolated", "Completed"})
+
+
+def stopped_by_itself(records: Records, uid: str, attempt: int) -> bool:
+    """Whether the attempt's pod said, in its last accepted status write, that it stopped on
+    its own (at an isolated step's boundary, or with the job done): in its own words, which
+    the API server accepted, not in the operator's."""
+    said = [
+        w
+        for w in sdk_writes(records)
+        if w.kind == "status"
+        and w.event.accepted
+        and w.attempt == attempt
+        and (w.uid or records.uid_at(w.job, w.event.t)) == uid
+    ]
+    return bool(said) and max(said, key=lambda w: w.event.t).stop_reason in OWN_STOPS

@@ -157,8 +157,10 @@ def audit(
     verb: str = "patch",
     pod_name: str | None = None,
     owner: bool = False,
+    took: float = 0.01,
 ) -> AuditEvent:
-    """An audit event as the API server logs it, read through the loader."""
+    """An audit event as the API server logs it, read through the loader; `took`: seconds from
+    the request received to its answer (at `t`)."""
     event = parse_audit_event(
         raw_audit(
             t,
@@ -173,6 +175,7 @@ def audit(
             verb=verb,
             pod_name=pod_name,
             owner=owner,
+            took=took,
         )
     )
     assert event is not None
@@ -193,6 +196,7 @@ def raw_audit(
     verb: str,
     pod_name: str | None,
     owner: bool,
+    took: float = 0.01,
 ) -> dict[str, Any]:
     """An audit.k8s.io/v1 Event of stage ResponseComplete, as a line of audit.log."""
     metadata: dict[str, Any] = {}
@@ -222,7 +226,7 @@ def raw_audit(
         "responseStatus": {"code": code},
         "requestObject": ops,
         "responseObject": {"metadata": metadata} if code < 300 else {"kind": "Status"},
-        "requestReceivedTimestamp": _rfc3339(t - 0.01),
+        "requestReceivedTimestamp": _rfc3339(t - took),
         "stageTimestamp": stamp,
     }
 
@@ -233,11 +237,22 @@ def _rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def sdk_status(t: float, attempt: int, *, job: str = "j", uid: str = UID, **kw: Any) -> AuditEvent:
+def sdk_status(
+    t: float,
+    attempt: int,
+    *,
+    job: str = "j",
+    uid: str = UID,
+    stop_reason: str | None = None,
+    **kw: Any,
+) -> AuditEvent:
+    checkpoint: dict[str, Any] = {"attempt": attempt}
+    if stop_reason:
+        checkpoint["stopReason"] = stop_reason
     ops = [
         {"op": "test", "path": "/status/attempt", "value": attempt},
         {"op": "test", "path": "/metadata/uid", "value": uid},
-        {"op": "add", "path": "/status/checkpoint", "value": {"attempt": attempt}},
+        {"op": "add", "path": "/status/checkpoint", "value": checkpoint},
     ]
     kw.setdefault("pod_name", f"{job}-{attempt}")
     return audit(t, sa(job), name=job, ops=ops, uid=uid, **kw)

@@ -9,7 +9,7 @@ import pytest
 from tests.soak.judges import accounting as judge
 from tests.soak.records import Fault, Records
 
-from .conftest import fault, job, records
+from .conftest import fault, job, pod, records, sdk_status
 
 
 def faults() -> list[Fault]:
@@ -50,6 +50,28 @@ def two_faults_one_attempt() -> Records:
     return records(jobs=[job(interruptions=1, failures=0)], faults=both)
 
 
+def stopped_by_itself(reason: str, *, refused: bool = False) -> Records:
+    # A suspend reached attempt 1 as its pod was stopping at an isolated step's boundary: the
+    # pod's own accepted write says so, and the operator rightly counted nothing.
+    said = [
+        sdk_status(1.0, 1),
+        sdk_status(2.1, 1, stop_reason=reason, code=409 if refused else 200),
+    ]
+    return records(
+        jobs=[job(interruptions=0, failures=0)], faults=[fault("suspend", 2.0, 1)], audit=said
+    )
+
+
+def raced_launch(interruptions: int, *, launched_after: float = 2.0) -> Records:
+    # A rollout found no live pod (attempt 1 had ended); attempt 2's pod appeared right after,
+    # created from the template read before the rollout: the operator may stop it.
+    rollout = fault("rollout", 10.0, None, reached=False)
+    launched = pod(10.0 + launched_after, 2, "Pending", type="ADDED")
+    return records(
+        jobs=[job(interruptions=interruptions, failures=0)], faults=[rollout], pods=[launched]
+    )
+
+
 def deleted_uid_not_checked() -> Records:
     return records(jobs=[job(phase=None)], faults=faults())
 
@@ -73,6 +95,25 @@ CASES: list[tuple[str, Callable[[], Records], str | None]] = [
     ("faults after the restart count", after_restart_counts, None),
     ("two faults on one attempt", two_faults_one_attempt, None),
     ("a deleted uid is not checked", deleted_uid_not_checked, None),
+    ("a launch raced by a rollout, stopped", lambda: raced_launch(1), None),
+    ("a launch raced by a rollout, kept", lambda: raced_launch(0), None),
+    (
+        "a launch long after the rollout",
+        lambda: raced_launch(1, launched_after=60.0),
+        "status.interruptions is 1",
+    ),
+    ("a pod that stopped by itself", lambda: stopped_by_itself("Isolated"), None),
+    ("a pod that finished", lambda: stopped_by_itself("Completed"), None),
+    (
+        "a pod stopped by the fault",
+        lambda: stopped_by_itself("Interrupted"),
+        "status.interruptions is 0",
+    ),
+    (
+        "a refused write says nothing",
+        lambda: stopped_by_itself("Isolated", refused=True),
+        "status.interruptions is 0",
+    ),
     ("prometheus agrees", lambda: prometheus(2, 1, operator_killed=False), None),
     ("prometheus disagrees", lambda: prometheus(3, 1, operator_killed=False), "is 3"),
     ("prometheus after an operator kill", lambda: prometheus(1, 0, operator_killed=True), None),

@@ -9,7 +9,7 @@ import pytest
 from tests.soak.judges import ledger as judge
 from tests.soak.records import Records
 
-from .conftest import Ledger, clean_ledger, fault, job, records
+from .conftest import Ledger, clean_ledger, fault, job, records, sdk_status
 
 
 def clean() -> Records:
@@ -154,6 +154,26 @@ def outage_allows_three_intervals() -> Records:
     )
 
 
+def sigkill_after_a_slow_save(*, last_save_before: float) -> Records:
+    # 5 items a second, a 1 s interval; attempt 1's saves are in the audit log, the last one
+    # received `last_save_before` seconds before the SIGKILL and answered 1.9 s later (a busy
+    # API server). Attempt 2 resumes from it.
+    ledger = Ledger()
+    ledger.add(1, ["fetch"])
+    began = ledger.t
+    killed = ledger.add(1, range(40))
+    last = killed - last_save_before
+    resumed = next(x for x in ledger.lines if x.t >= last and x.what.isdigit())
+    ledger.add(2, [*range(int(resumed.what), 40), "notify"])
+    saves = [sdk_status(t + 1.9, 1, took=1.9) for t in (began, began + 3.0, last)]
+    return records(
+        jobs=[job(items=40)],
+        ledger=ledger,
+        faults=[fault("sigkill", killed + 0.05)],
+        audit=saves,
+    )
+
+
 CASES: list[tuple[str, Callable[[], Records], str | None]] = [
     ("clean run", clean, None),
     ("graceful stop, resumed at the cursor", graceful_resume, None),
@@ -172,6 +192,16 @@ CASES: list[tuple[str, Callable[[], Records], str | None]] = [
     ("isolated halves, restart from the second", isolated_restart_from_second_half, None),
     ("a re-created name starts over", recreated_name, None),
     ("an API outage allows the held-back lead", outage_allows_three_intervals, None),
+    (
+        "a slow save excuses what was done while it was under way",
+        lambda: sigkill_after_a_slow_save(last_save_before=2.8),
+        None,
+    ),
+    (
+        "saves that stopped coming are caught",
+        lambda: sigkill_after_a_slow_save(last_save_before=7.0),
+        "more than one",
+    ),
 ]
 
 
