@@ -97,8 +97,8 @@ class ClusterApi:
     def __init__(
         self,
         *,
-        qps: float = 20.0,
-        burst: int = 30,
+        qps: float = 50.0,
+        burst: int = 100,
         component: str = "continuable-operator",
         core: Any = None,
         custom: Any = None,

@@ -121,8 +121,10 @@ class Reconciler:
     def _reconcile(self, namespace: str, name: str, began: float) -> tuple[float | None, bool]:
         """Seconds until the next reconcile (None: none needed), and whether the job is gone
         with nothing left to do for it."""
-        job = self.api.get_job(namespace, name)
+        # Pods first: a pod saves its last checkpoint (how it stopped) before it ends, so a job
+        # read after the list holds the last words of every pod the list shows ended.
         pods = self.api.list_pods(namespace, name)
+        job = self.api.get_job(namespace, name)
         if job is None:
             result = planning.plan_orphans(pods)
         else:

@@ -767,3 +767,31 @@ def test_the_jobs_sharing_a_named_account_are_passed_to_the_planner(
     assert reconciler._reconcile(NS, NAME, 0.0) == (None, False)
     assert seen == [shared]
     assert bool(cluster.called("list_jobs")) == listed
+
+
+def test_the_job_is_read_after_its_pods_so_a_pods_last_words_are_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pod writes its final checkpoint, then ends: read after the pod list, the job holds
+    every write the listed pods made before they ended. Read before it, an Isolated stop looked
+    like a bare exit 75 and was counted as an interruption (found by the soak)."""
+    pod = _pod(UID, attempt=1)
+    pod["status"] = {"phase": "Running"}
+    cluster = FakeCluster(_job(1), pod)
+
+    def the_pod_saves_its_stop_and_ends() -> None:
+        last_words = {"attempt": 1, "stopReason": "Isolated"}
+        cluster.obj("ContinuableJob", NAME)["status"]["checkpoint"] = last_words
+        cluster.obj("Pod", "report-1")["status"] = {"phase": "Failed"}
+
+    cluster.meanwhile["list_pods"] = the_pod_saves_its_stop_and_ends
+    seen: list[tuple[Any, list[str]]] = []
+
+    def plan(job: Object, pods: list[Object], now: datetime, **_: Any) -> Plan:
+        seen.append((job["status"].get("checkpoint"), [p["status"]["phase"] for p in pods]))
+        return Plan()
+
+    monkeypatch.setattr(planning, "plan", plan)
+    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
+    reconciler._reconcile(NS, NAME, 0.0)
+    assert seen == [({"attempt": 1, "stopReason": "Isolated"}, ["Failed"])]
