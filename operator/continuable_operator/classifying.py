@@ -93,14 +93,14 @@ def classify(
     """How the terminal `pod` of `attempt` ended."""
     status = pod.get("status") or {}
     exit_code, exit_reason, finished = _main_exit(pod)
-    if status.get("phase") == "Succeeded":
-        return Ending("Succeeded", c.COMPLETED, "the job's code completed", exit_code, finished)
-
     ours = checkpoint if checkpoint and checkpoint.get("attempt") == attempt else {}
     stop_reason = ours.get("stopReason")
+    # A pod that finished the job, or stopped at an isolated step's boundary, says so in its
+    # own last checkpoint; that holds even if a stop was on its way (an eviction, a rollout,
+    # a preemption that marks the pod Failed): it was not interrupted (found by the soak).
+    if status.get("phase") == "Succeeded" or (exit_code == 0 and stop_reason == "Completed"):
+        return Ending("Succeeded", c.COMPLETED, "the job's code completed", exit_code, finished)
     if exit_code == EXIT_INTERRUPTED and stop_reason == "Isolated":
-        # The pod stopped by itself at an isolated step's boundary, in its own words, even if a
-        # stop was on its way (an eviction, a rollout): it was not interrupted (found by the soak).
         return Ending(
             "Isolated", c.ISOLATED, "stopped so an isolated step starts afresh", exit_code, finished
         )

@@ -130,8 +130,8 @@ class SoakControlPlane(ControlPlane):
 
 class SoakNode:
     """One process node in a process of its own (`python -m tests.cluster.processnode
-    --keep-pods-on-exit`): `pause()`/`resume()` freeze its agent (its pods run on), `restart()`
-    stops the agent and starts a new one on the same state folder, which kills the pods the old
+    --keep-pods-on-exit`): `pause()`/`resume()` freeze its agent (its pods run on), `stop_agent()`
+    then `start()` make a new agent on the same state folder, which kills the pods the old
     one left and reports them lost, as after a reboot."""
 
     def __init__(self, cp: ControlPlane, name: str, folder: Path, spawner: Spawner) -> None:
@@ -216,12 +216,6 @@ class SoakNode:
         processes.stop(self.record, self.proc, grace=AGENT_STOP_SECONDS)
         self.record = None
         self.proc = None
-
-    def restart(self, down_for: float = 0.0) -> None:
-        self.stop_agent()
-        if down_for > 0:
-            time.sleep(down_for)
-        self.start()
 
     def pod_processes(self, uid: str) -> list[processes.ProcessRecord]:
         """The container processes the agent recorded for a pod (pid + start time)."""

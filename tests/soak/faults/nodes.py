@@ -150,10 +150,16 @@ def drain(ctx: FaultContext, fault: Fault) -> None:
 def agent_restart(ctx: FaultContext, fault: Fault) -> None:
     name = busiest(ctx)
     node = ctx.nodes[name]
-    pods = job_pods_on(ctx, name)
-    running = states(ctx, pods)
     t = time.time()
-    node.restart(down_for=fault.hold)
+    node.stop_agent()
+    try:
+        # Read once the agent is down, when it can start nothing more: read before, a pod it
+        # started in between was logged as never started (found by the soak).
+        pods = job_pods_on(ctx, name)
+        running = states(ctx, pods)
+        time.sleep(fault.hold)
+    finally:
+        node.start()
     _lines(ctx, t, fault.kind, name, pods, running, down_for=fault.hold, back_after=time.time() - t)
 
 

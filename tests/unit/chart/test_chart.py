@@ -289,8 +289,8 @@ def test_the_deployment_runs_the_console_script_with_the_values(render: Render) 
     assert c["args"] == [
         "--metrics-port=8080",
         "--health-port=8081",
-        "--qps=20",
-        "--burst=30",
+        "--qps=50",
+        "--burst=100",
         "--log-format=text",
     ]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -524,8 +524,8 @@ def test_two_replicas_in_namespaces_keep_the_lease_in_the_release_namespace(
     assert args == [
         "--metrics-port=8080",
         "--health-port=8081",
-        "--qps=20",
-        "--burst=30",
+        "--qps=50",
+        "--burst=100",
         "--log-format=json",
         "--namespace=batch",
         "--namespace=reports",

@@ -74,6 +74,20 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
         "IsolatedStep",
     ),
     (
+        "the job finished as a preemption came",
+        pod(1, "Failed", exit_code=0, conditions=DISRUPTED, deleting=True),
+        {"checkpoint": _checkpoint("Completed")},
+        "Succeeded",
+        "Completed",
+    ),
+    (
+        "a completion of another attempt",
+        pod(2, "Failed", exit_code=0, conditions=DISRUPTED),
+        {"attempt": 2, "checkpoint": _checkpoint("Completed", attempt=1)},
+        "Interrupted",
+        "EvictionByEvictionAPI",
+    ),
+    (
         "isolated marker of another attempt",
         pod(2, "Failed", exit_code=75),
         {"attempt": 2, "checkpoint": _checkpoint("Isolated", attempt=1)},
