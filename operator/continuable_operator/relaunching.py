@@ -137,7 +137,11 @@ def launch(draft: Draft, shared: str | None, after_write: Sequence[Action] = ())
     for action in after_write:
         draft.act(action)
     if older_pod_held(draft):
-        return  # created by a later reconcile (CreatingPod), once the older pod is released
+        # The pod comes in a later reconcile (CreatingPod), once the older one is released. Its
+        # process may still run (a Lost pod): the results' fence goes up with the attempt now,
+        # as the status write just did, or a step result it writes meanwhile would be accepted.
+        draft.act(EnsureObject(build_results_config_map(draft.job, attempt)))
+        return
     launch_objects(draft, attempt)
     draft.act(Emit("Normal", "Launched", f"attempt {attempt}: pod {name}{_resume_point(draft)}"))
 

@@ -146,6 +146,11 @@ def test_a_pod_its_node_never_confirmed_makes_the_attempt_lost(job: dict[str, An
     assert result.requeue_after == 8.0
     # ... and the next pod waits for it: one pod object of the job at a time.
     assert not any(isinstance(a, CreatePod) for a in result.actions)
+    # The results' fence goes up with the attempt, not with the next pod: the process may
+    # still write a step's result meanwhile (found by the soak smoke).
+    raised = [a.manifest for a in result.actions if isinstance(a, EnsureObject)]
+    assert [(m["kind"], m["data"]["attempt"]) for m in raised] == [("ConfigMap", "2")]
+    assert _kinds(result).index("EnsureObject") > _kinds(result).index("PatchStatus")
     job["status"] = {**job["status"], **status}
     waiting = plan(job, [stuck], NOW + timedelta(seconds=7))
     assert not any(isinstance(a, (RemoveFinalizer, CreatePod)) for a in waiting.actions)
