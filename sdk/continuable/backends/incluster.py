@@ -21,12 +21,15 @@ from urllib.parse import quote
 
 from continuable.names import GROUP, PLURAL, VERSION, results_config_map
 
-from .jobapi import ApiFailure, retry_after, status_message
+from .jobapi import (
+    CONNECT_TIMEOUT_SECONDS,
+    JSON_PATCH,
+    READ_TIMEOUT_SECONDS,
+    ApiFailure,
+    retry_after,
+    status_message,
+)
 
-# Connect and read timeouts: a hung call must not hold a write past the grace period.
-CONNECT_TIMEOUT_SECONDS: Final = 3.05
-READ_TIMEOUT_SECONDS: Final = 10.0
-JSON_PATCH: Final = "application/json-patch+json"
 # Idle connections kept: one per thread that calls.
 IDLE_CONNECTIONS: Final = 2
 # What a server that closed a kept-alive connection makes the next request on it raise.
@@ -84,12 +87,6 @@ class InClusterJobApi:
     def get_pod(self, name: str) -> dict[str, Any]:
         return self._request("GET", f"{self._core_path}/pods/{quote(name, safe='')}")
 
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
-
     def _request(self, method: str, path: str, patch: Any = None) -> dict[str, Any]:
         body = json.dumps(patch).encode() if patch is not None else None
         headers = {"Accept": "application/json", "User-Agent": "continuable-sdk"}
@@ -107,7 +104,7 @@ class InClusterJobApi:
                 if not reused:
                     raise
                 connection.close()
-                connection, reused = self._new_connection(), False
+                connection = self._new_connection()
                 status, reason, header, data = _exchange(connection, method, path, body, headers)
         except (OSError, http.client.HTTPException) as err:
             connection.close()

@@ -18,6 +18,12 @@ from typing import Any, Final, Protocol
 
 # Where the kubelet mounts a pod's service-account token, CA bundle and namespace.
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Connect and read timeouts of either client: a hung call must not hold a write past the grace
+# period.
+CONNECT_TIMEOUT_SECONDS: Final = 3.05
+READ_TIMEOUT_SECONDS: Final = 10.0
+# Every write is a JSON patch: its first ops are the fence's tests.
+JSON_PATCH: Final = "application/json-patch+json"
 
 
 @dataclass

@@ -11,15 +11,20 @@ from urllib3.exceptions import HTTPError
 
 from continuable.names import GROUP, PLURAL, VERSION, results_config_map
 
-from .jobapi import ApiFailure, retry_after, status_message
+from .jobapi import (
+    CONNECT_TIMEOUT_SECONDS,
+    JSON_PATCH,
+    READ_TIMEOUT_SECONDS,
+    ApiFailure,
+    retry_after,
+    status_message,
+)
 
 
 class KubeconfigJobApi:
     """`JobApi` over the kubernetes client, with the credentials of KUBECONFIG or ~/.kube/config."""
 
-    # Connect and read timeouts: a hung call must not hold a write past the grace period.
-    TIMEOUT = (3.05, 10.0)
-    JSON_PATCH = "application/json-patch+json"
+    TIMEOUT = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 
     def __init__(self, job: str, namespace: str) -> None:
         config.load_kube_config()
@@ -46,7 +51,7 @@ class KubeconfigJobApi:
                 PLURAL,
                 self._job,
                 ops,
-                _content_type=self.JSON_PATCH,
+                _content_type=JSON_PATCH,
                 _request_timeout=self.TIMEOUT,
             )
         )
@@ -65,7 +70,7 @@ class KubeconfigJobApi:
                 results_config_map(self._job),
                 self._namespace,
                 ops,
-                _content_type=self.JSON_PATCH,
+                _content_type=JSON_PATCH,
                 _request_timeout=self.TIMEOUT,
             )
         )

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from continuable.backends import jobapi
-from continuable.backends.incluster import JSON_PATCH, InClusterJobApi
-from continuable.backends.jobapi import ApiFailure
+from continuable.backends.incluster import InClusterJobApi
+from continuable.backends.jobapi import JSON_PATCH, ApiFailure
 from tests.cluster.certificates import CertificateAuthority
 from tests.cluster.ports import free_ports
 
