@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,18 +160,25 @@ class Jobs:
                 return pod
         return None
 
-    def wait_ended(self, name: str, pod: dict[str, Any], timeout: float) -> float | None:
-        """Seconds until `pod` (that very object, by uid) ended or was gone, or None when it
-        still ran after `timeout` seconds."""
-        began = time.monotonic()
+    def wait_pod(
+        self,
+        name: str,
+        pod: dict[str, Any],
+        done: Callable[[dict[str, Any] | None], bool],
+        timeout: float,
+        poll: float = 0.5,
+    ) -> dict[str, Any] | None:
+        """`pod` (that very object, by uid) as last seen once `done` holds of it (given None once
+        it is gone), waiting up to `timeout`; None when it never did."""
         uid = pod["metadata"]["uid"]
+        deadline = time.monotonic() + timeout
         while True:
-            now = [p for p in self.pods(name) if p["metadata"]["uid"] == uid]
-            if not now or now[0]["status"].get("phase") in TERMINAL_PHASES:
-                return time.monotonic() - began
-            if time.monotonic() - began >= timeout:
+            current = next((p for p in self.pods(name) if p["metadata"]["uid"] == uid), None)
+            if done(current):
+                return current or pod
+            if time.monotonic() >= deadline:
                 return None
-            time.sleep(0.5)
+            time.sleep(poll)
 
     def rollout(self, name: str) -> int:
         """A new template: SOAK_TEMPLATE_VERSION + 1 (the operator stops the pod gracefully)."""

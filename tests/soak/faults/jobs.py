@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from tests.soak.jobs import TERMINAL_PHASES
 from tests.soak.schedule import Fault
 
 from .base import FaultContext, Injector, Skipped
@@ -44,6 +45,10 @@ def rollout(ctx: FaultContext, fault: Fault) -> None:
     )
 
 
+def _ended(pod: dict[str, Any] | None) -> bool:
+    return pod is None or pod["status"].get("phase") in TERMINAL_PHASES
+
+
 def suspend(ctx: FaultContext, fault: Fault) -> None:
     assert fault.job is not None
     pod, seen = _pod(ctx, fault.job)
@@ -52,7 +57,9 @@ def suspend(ctx: FaultContext, fault: Fault) -> None:
     try:
         # Held until the operator has stopped the pod, as a person would wait for it: a resume
         # that came first would leave the pod running, and the fault would have reached nothing.
-        stopped = ctx.jobs.wait_ended(fault.job, pod, STOP_WAIT_SECONDS) if pod else None
+        began = time.monotonic()
+        ended = ctx.jobs.wait_pod(fault.job, pod, _ended, STOP_WAIT_SECONDS) if pod else None
+        stopped = time.monotonic() - began if ended else None
         time.sleep(max(0.0, fault.hold - (time.time() - t)))
     finally:
         ctx.jobs.set_suspend(fault.job, False)

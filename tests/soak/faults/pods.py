@@ -143,15 +143,11 @@ def _stopped(
 ) -> dict[str, Any] | None:
     """The pod as last seen once it is being deleted or gone, waiting up to `wait`; None while
     it still runs untouched."""
-    uid = pod["metadata"]["uid"]
-    deadline = time.monotonic() + wait
-    while True:
-        current = next((p for p in ctx.jobs.pods(job) if p["metadata"]["uid"] == uid), None)
-        if current is None or current["metadata"].get("deletionTimestamp"):
-            return current or pod
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.3)
+
+    def stopping(current: dict[str, Any] | None) -> bool:
+        return current is None or bool(current["metadata"].get("deletionTimestamp"))
+
+    return ctx.jobs.wait_pod(job, pod, stopping, wait, poll=0.3)
 
 
 def preempt(ctx: FaultContext, fault: Fault) -> None:

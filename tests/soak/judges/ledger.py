@@ -48,7 +48,7 @@ from tests.soak.records import Records
 from .faults import HOLD_BACK_INTERVALS, OUTAGE_KINDS, OUTAGE_SECONDS
 from .passes import Repeat, Run, ceil_items, faults_on, lossy_on
 from .verdict import Verdict, short, verdict
-from .writes import checkpoint_latency, sdk_writes
+from .writes import attempt_saves, checkpoint_latency
 
 NAME = "ledger"
 # Items a lossy fault may cost beyond one interval's worth: the item in flight.
@@ -80,13 +80,7 @@ def budget(records: Records, run: Run, attempt: int, intervals: Mapping[str, flo
     # runs on): it ended with its last item, or at the fault.
     ended = max([killed_at, *(x.t for x in run.items_of(attempt))])
     saves = [
-        w.event
-        for w in sdk_writes(records)
-        if w.kind == "status"
-        and w.event.accepted
-        and w.attempt == attempt
-        and w.event.received <= ended
-        and (w.uid or records.uid_at(w.job, w.event.t)) == run.job.uid
+        w.event for w in attempt_saves(records, run.job.uid, attempt) if w.event.received <= ended
     ]
     if saves:
         # The next attempt resumes from the last save the API server received before the
@@ -99,9 +93,7 @@ def budget(records: Records, run: Run, attempt: int, intervals: Mapping[str, flo
             if last.received - SNAPSHOT_SLACK_SECONDS <= x.t <= min(ended, due)
         ]
         return len(unsaved) + SLACK_ITEMS
-    seconds = interval * count + min(
-        checkpoint_latency(records, sdk_writes(records), run.job.uid, attempt), interval
-    )
+    seconds = interval * count + min(checkpoint_latency(records, run.job.uid, attempt), interval)
     rate = run.rate(attempt) or run.pooled_rate()
     if rate is None:
         # Nothing to estimate from: no attempt did two items. Allow what the attempt did.

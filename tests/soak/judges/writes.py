@@ -170,18 +170,23 @@ def _sdk_writes(records: Records) -> list[Write]:
     return found
 
 
-def checkpoint_latency(records: Records, writes: list[Write], uid: str, attempt: int) -> float:
-    """The longest accepted checkpoint write of an attempt (received to complete): the SDK
-    schedules its next write an interval after the last one ended, so a slow write stretches
-    the span of work a SIGKILL can cost by as much."""
-    durations = [
-        w.event.t - w.event.received
-        for w in writes
+def attempt_saves(records: Records, uid: str, attempt: int) -> list[Write]:
+    """The checkpoint writes of an attempt's pod that the API server accepted, for that uid."""
+    return [
+        w
+        for w in sdk_writes(records)
         if w.kind == "status"
         and w.event.accepted
         and w.attempt == attempt
         and (w.uid or records.uid_at(w.job, w.event.t)) == uid
     ]
+
+
+def checkpoint_latency(records: Records, uid: str, attempt: int) -> float:
+    """The longest accepted checkpoint write of an attempt (received to complete): the SDK
+    schedules its next write an interval after the last one ended, so a slow write stretches
+    the span of work a SIGKILL can cost by as much."""
+    durations = [w.event.t - w.event.received for w in attempt_saves(records, uid, attempt)]
     return max(durations, default=0.0)
 
 
@@ -193,12 +198,5 @@ def stopped_by_itself(records: Records, uid: str, attempt: int) -> bool:
     """Whether the attempt's pod said, in its last accepted status write, that it stopped on
     its own (at an isolated step's boundary, or with the job done): in its own words, which
     the API server accepted, not in the operator's."""
-    said = [
-        w
-        for w in sdk_writes(records)
-        if w.kind == "status"
-        and w.event.accepted
-        and w.attempt == attempt
-        and (w.uid or records.uid_at(w.job, w.event.t)) == uid
-    ]
+    said = attempt_saves(records, uid, attempt)
     return bool(said) and max(said, key=lambda w: w.event.t).stop_reason in OWN_STOPS
