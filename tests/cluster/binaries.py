@@ -28,6 +28,8 @@ BINARY_NAMES: tuple[str, ...] = (
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
+    "kubelet",
+    "kube-proxy",
     "etcd",
     "helm",
 )

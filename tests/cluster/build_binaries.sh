@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the pinned control-plane binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, helm) from their Go modules into a cache folder outside the
-# repo, and prints that folder as the LAST line of stdout:
+# Builds the pinned Kubernetes binaries (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kubelet, kube-proxy, etcd, helm) from their Go modules into a cache
+# folder outside the repo, and prints that folder as the LAST line of stdout:
 #
 #     bin="$(tests/cluster/build_binaries.sh | tail -1)"
 #
@@ -17,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/building.sh"
 K8S_VERSION="v1.36.3"
 ETCD_VERSION="v3.5.21"
 HELM_VERSION="v4.3.1"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd helm)
 
 # Exits at once with the folder when it is already built; otherwise holds the lock and sets
 # GO, WORK, STAGE and BIN_DIR (see building.sh).
@@ -45,7 +45,9 @@ done < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:
 [[ ${#replaces[@]} -gt 0 ]] || { echo "error: no staging replaces found in ${K8S_GOMOD}" >&2; exit 1; }
 log "mapping ${#replaces[@]} staging modules to ${STAGING_VERSION}"
 "${GO}" mod edit "${replaces[@]}" -require="k8s.io/kubernetes@${K8S_VERSION}"
-K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# kubelet and kube-proxy run the real node (`make cluster-up REALNODE=1`); built in the same
+# `go build` as the control plane, they share most of its compiled packages.
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 {
     echo "//go:build tools"
     echo

@@ -44,17 +44,15 @@ ldflags="-s -w -X ${VERSION_PKG}.Version=${RELEASE} -X ${VERSION_PKG}.Revision=$
 ldflags+=" -X ${VERSION_PKG}.Branch=HEAD -X ${VERSION_PKG}.BuildUser=continuable"
 ldflags+=" -X ${VERSION_PKG}.BuildDate=${BUILD_DATE}"
 
-phase "compiling promtool ${RELEASE}"
-"${GO}" build -trimpath -ldflags "${ldflags}" -o "${STAGE}/promtool" \
-    github.com/prometheus/prometheus/cmd/promtool
-phase_done "promtool"
-
 # No -tags builtinassets: the compiled web UI is not in the module zip (it is built by npm in
 # the release pipeline). Without the tag the UI is read from disk at request time and is simply
 # absent; the API, /metrics and /-/ready, which is all the tests use, do not need it.
-phase "compiling prometheus ${RELEASE}"
-"${GO}" build -trimpath -ldflags "${ldflags}" -o "${STAGE}/prometheus" \
-    github.com/prometheus/prometheus/cmd/prometheus
+# -tags remove_all_sd: the tests scrape static targets only, so the service-discovery plugins
+# and the cloud SDKs they pull in (AWS, Azure, GCE, Kubernetes, ...) are not compiled at all.
+# Both commands in one `go build`, so the packages they share are compiled once.
+phase "compiling promtool and prometheus ${RELEASE}"
+"${GO}" build -trimpath -tags remove_all_sd -ldflags "${ldflags}" -o "${STAGE}/" \
+    github.com/prometheus/prometheus/cmd/promtool github.com/prometheus/prometheus/cmd/prometheus
 phase_done "prometheus"
 
 # ---------------------------------------------------------------- finish
