@@ -7,6 +7,7 @@ times in a state file, and prints the kubeconfig path. `down` stops exactly thos
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -19,6 +20,11 @@ from .controlplane import ControlPlane, ControlPlaneError
 from .kubectl import Kubectl, KubectlError
 from .operating import OperatorProcess
 from .probe import ClientTLS, is_ok
+from .realnode import images
+from .realnode.configs import TAINT_KEY
+from .realnode.node import JoinInfo, RealNode, RealNodeError
+from .realnode.nodestate import NodeState
+from .realnode.teardown import teardown
 from .waiting import WaitTimeout, wait_for
 
 
@@ -94,8 +100,37 @@ def _up(args: argparse.Namespace) -> int:
             f"log {operator.log_path}",
             file=sys.stderr,
         )
+    if code == 0 and args.real_node:
+        code = _start_real_node(cp, kubeconfig)
     print(kubeconfig)
     return code
+
+
+def _start_real_node(cp: ControlPlane, kubeconfig: Path) -> int:
+    """real-0, detached like the rest; its folder goes into the state so `down` undoes it."""
+    current = state.load()
+    assert current is not None
+    root = cp.work_dir / "real-0"
+    try:
+        node = RealNode(
+            JoinInfo.from_certs(cp.server, cp.certs_dir, kubeconfig),
+            images.build(),
+            root,
+            die_with_parent=False,
+        )
+        state.save(dataclasses.replace(current, real_node=root))
+        node.start()
+    except (images.ImagesError, RealNodeError, KubectlError, WaitTimeout) as err:
+        print(f"error: the real node did not start: {err}", file=sys.stderr)
+        state.save(current)
+        return 1
+    print(
+        f"real node {node.name} Ready in {node.timings['ready']:.1f}s (taint "
+        f"{TAINT_KEY}:NoSchedule; images {node.images.operator.name}, {node.images.job.name}); "
+        f"logs: {node.layout.logs}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 NODE_NAME = "local-node"
@@ -139,8 +174,12 @@ def _wait_until_pods_can_run(kubectl: Kubectl) -> None:
 
 
 def _stop(current: state.ClusterState) -> None:
-    # Reverse start order: the apiserver does not exit on SIGTERM once etcd is gone.
     errors: list[str] = []
+    node_state = current.real_node / "node.json" if current.real_node else None
+    if node_state is not None and node_state.exists():
+        # First, while the API server runs: its pods are deleted through it.
+        errors += teardown(NodeState.load(node_state), Kubectl.for_kubeconfig(current.kubeconfig))
+    # Reverse start order: the apiserver does not exit on SIGTERM once etcd is gone.
     for record in reversed(current.processes):
         try:
             processes.stop(record, grace=5.0)
@@ -189,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-crds", action="store_true", help="do not apply crds/*.yaml")
     up.add_argument(
         "--no-operator", action="store_true", help="do not run the operator from the working tree"
+    )
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also start the real node real-0 (kubelet, containerd, kube-proxy)",
     )
     up.set_defaults(func=_up)
     sub.add_parser("down", help="stop it and remove its data").set_defaults(func=_down)

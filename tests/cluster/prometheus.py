@@ -6,6 +6,7 @@ from build_binaries.sh; a missing build is an error naming that target, never a 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from .binaries import BinariesMissing, BinarySet
+from .certificates import SERVICE_CLUSTER_IP_RANGE
 from .ports import free_ports
 from .processes import ProcessRecord, spawn, stop, tail
 from .waiting import wait_for
@@ -117,6 +119,15 @@ def _config(targets: Sequence[str], job: str, scrape_interval: str) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
+def _on_this_machine(host: str) -> bool:
+    if host == LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE)
+    except ValueError:
+        return False
+
+
 class PrometheusServer:
     """A Prometheus on a free loopback port that scrapes `targets` ("127.0.0.1:<port>") every
     second, with its storage in a temporary folder removed on exit.
@@ -137,9 +148,13 @@ class PrometheusServer:
     ) -> None:
         for target in targets:
             host, _, port = target.rpartition(":")
-            # Loopback only: a test must never make this machine scrape (or expose) anything else.
-            if host != LOOPBACK or not port.isdigit():
-                raise ValueError(f"target {target!r} is not {LOOPBACK}:<port>")
+            # Loopback, or a Service's cluster IP (kube-proxy sends it to a pod on this
+            # machine's bridge): a test must never make this machine scrape anything else.
+            if not port.isdigit() or not _on_this_machine(host):
+                raise ValueError(
+                    f"target {target!r} is not {LOOPBACK}:<port> or <cluster IP in "
+                    f"{SERVICE_CLUSTER_IP_RANGE}>:<port>"
+                )
         self.targets = list(targets)
         self.job = job
         self.scrape_interval = scrape_interval

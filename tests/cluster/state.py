@@ -35,6 +35,8 @@ class ClusterState:
     kubeconfig: Path
     work_dir: Path
     processes: list[ProcessRecord]
+    # The real node's folder (its node.json says what to undo), when `up --real-node` made one.
+    real_node: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class ClusterState:
             "kubeconfig": str(self.kubeconfig),
             "work_dir": str(self.work_dir),
             "processes": [p.to_json() for p in self.processes],
+            "real_node": str(self.real_node) if self.real_node else None,
         }
 
     @classmethod
@@ -51,6 +54,7 @@ class ClusterState:
             kubeconfig=Path(data["kubeconfig"]),
             work_dir=Path(data["work_dir"]),
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
+            real_node=Path(data["real_node"]) if data.get("real_node") else None,
         )
 
     def running(self) -> list[ProcessRecord]:
