@@ -10,6 +10,8 @@ import pytest
 
 from tests.cluster.binaries import BinariesMissing
 from tests.cluster.processnode import NodeConfig, ProcessNodes
+from tests.cluster.realnode import images
+from tests.cluster.realnode.node import JoinInfo, RealNode, RealNodeError
 from tests.cluster.session import Cluster, open_cluster, temporary_namespace
 
 
@@ -54,6 +56,22 @@ def process_node(cluster: Cluster) -> Iterator[str | None]:
         return
     with ProcessNodes(cluster.control_plane, [NodeConfig(name="e2e-node")]) as nodes:
         yield next(iter(nodes.agents))
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> Iterator[RealNode]:
+    """`real-0`: kubelet, containerd and runc, kube-proxy, with the images built from the
+    repository; started the first time a test asks, for the rest of the session."""
+    cp = cluster.control_plane
+    if cp is None:
+        pytest.skip("needs the local control plane (the real node joins it with its CA)")
+    try:
+        built = images.build()
+        join = JoinInfo.from_certs(cp.server, cp.certs_dir, cp.kubeconfig)
+        with RealNode(join, built, cp.work_dir / "real-0") as node:
+            yield node
+    except (images.ImagesError, RealNodeError) as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 @pytest.fixture
