@@ -64,25 +64,45 @@ e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no 
 	$(BIN)/pytest tests/e2e/local
 
 .PHONY: e2e
-e2e: $(STAMP) k8s-bin prometheus-bin ## All end-to-end tests; pytest starts (and stops) one local cluster for them.
-	$(BIN)/pytest tests/e2e --durations=15
+# The soak smoke starts a control plane of its own and mostly waits on its jobs, so it runs
+# beside the rest of the suite (its output follows the suite's); either failing fails `e2e`.
+SOAK_SMOKE_LOG := .continuable/soak-smoke.log
+
+e2e: $(STAMP) k8s-bin prometheus-bin node-packages node-images ## All end-to-end tests; pytest starts (and stops) one local cluster for them, the soak smoke another.
+	@mkdir -p $(dir $(SOAK_SMOKE_LOG))
+	@$(BIN)/pytest tests/e2e/soak -p no:cacheprovider --durations=1 >$(SOAK_SMOKE_LOG) 2>&1 & smoke=$$!; \
+	$(BIN)/pytest tests/e2e --ignore=tests/e2e/soak --durations=15; suite=$$?; \
+	wait $$smoke; smoked=$$?; \
+	echo "==> tests/e2e/soak (ran beside the suite; log: $(SOAK_SMOKE_LOG))"; cat $(SOAK_SMOKE_LOG); \
+	test $$suite -eq 0 && test $$smoked -eq 0
 
 .PHONY: test
-test: lint verify k8s-bin prometheus-bin unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
+test: lint verify k8s-bin prometheus-bin node-packages node-images unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
 
 ##@ Local cluster
 
 .PHONY: k8s-bin
-k8s-bin: ## Build the pinned Kubernetes, etcd and helm binaries into ~/.cache/continuable (once).
+k8s-bin: ## Build the pinned Kubernetes (kubelet, kube-proxy too), etcd and helm binaries into ~/.cache/continuable (once).
 	bash tests/cluster/build_binaries.sh >/dev/null
 
 .PHONY: prometheus-bin
 prometheus-bin: ## Build the pinned Prometheus server and promtool into ~/.cache/continuable (once).
 	bash tests/cluster/build_prometheus.sh >/dev/null
 
+.PHONY: node-packages
+node-packages: ## Install the real node's Debian packages (containerd, runc, CNI plugins, buildah, ...) if missing.
+	bash tests/cluster/realnode/install_packages.sh
+
+.PHONY: node-images
+node-images: node-packages ## Build the real node's images (base, operator from the Dockerfile, job, pause) when their inputs change.
+	bash tests/cluster/realnode/build_images.sh >/dev/null
+
+# `make cluster-up REALNODE=1` adds the real node real-0 (kubelet, containerd, kube-proxy).
+REALNODE ?=
+
 .PHONY: cluster-up
-cluster-up: $(STAMP) k8s-bin ## A long-lived local cluster: control plane, process node, operator; prints the kubeconfig.
-	$(BIN)/python -m tests.cluster up
+cluster-up: $(STAMP) k8s-bin $(if $(REALNODE),node-images) ## A long-lived local cluster: control plane, process node, operator (REALNODE=1: and real-0); prints the kubeconfig.
+	$(BIN)/python -m tests.cluster up $(if $(REALNODE),--real-node)
 
 .PHONY: cluster-down
 cluster-down: $(STAMP) ## Stop the local cluster started by cluster-up.
