@@ -152,7 +152,17 @@ class Release:
         pods = self.operator_pods()
         if not pods:
             return "(no operator pod)"
-        return "\n".join(f"--- {p['metadata']['name']}\n{tail(self.log_path(p))}" for p in pods)
+        return "\n".join(f"--- {p['metadata']['name']}\n{self._log_tail(p)}" for p in pods)
+
+    def _log_tail(self, pod: dict[str, Any]) -> str:
+        path = self.log_path(pod)
+        if path is not None:
+            return tail(path)
+        # A real node names no file: the kubelet serves the container's log.
+        logs = self.kubectl.run(
+            "logs", "-n", self.namespace, pod["metadata"]["name"], "--tail=40", check=False
+        )
+        return logs.stdout + logs.stderr
 
     def forbidden(self) -> list[str]:
         """Lines of the operator pods' logs that report a refused API call (HTTP 403)."""

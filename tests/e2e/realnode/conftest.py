@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 
 from continuable.names import pod_name
-from tests.cluster.kubectl import Kubectl
 from tests.cluster.realnode.configs import NODE_NAME, TAINT_KEY
 from tests.cluster.realnode.node import RealNode
 from tests.cluster.session import Cluster
 from tests.cluster.waiting import WaitTimeout, wait_for
-from tests.e2e.helm.conftest import Release, released
+from tests.e2e.helm.conftest import Jobs, released
 
 LEDGER_MOUNT = "/ledger"
 # On the real node: tolerate its taint and ask for it by name.
@@ -33,15 +32,11 @@ ON_REAL_NODE: dict[str, Any] = {
 }
 
 
-@dataclass
-class RealJobs:
+@dataclass(kw_only=True)
+class RealJobs(Jobs):
     """ContinuableJobs whose pods run in real containers, with their ledgers on the host."""
 
-    kubectl: Kubectl
-    namespace: str
-    folder: Path
     image: str
-    release: Release
 
     def ledger(self, name: str) -> Path:
         return self.folder / f"{name}.ledger"
@@ -95,49 +90,14 @@ class RealJobs:
     def apply(self, manifest: dict[str, Any]) -> None:
         self.kubectl.retrying("apply", "-f", "-", input=json.dumps(manifest))
 
-    def status(self, name: str) -> dict[str, Any]:
-        job = json.loads(self.kubectl("get", "cjob", name, "-n", self.namespace, "-o", "json"))
-        status: dict[str, Any] = job.get("status") or {}
-        return status
-
-    def pod(self, name: str, attempt: int) -> dict[str, Any] | None:
-        result = self.kubectl.run(
-            "get", "pod", pod_name(name, attempt), "-n", self.namespace, "-o", "json", check=False
-        )
-        return json.loads(result.stdout) if result.returncode == 0 else None
-
     def describe(self, name: str) -> str:
         status = self.status(name)
         status.pop("checkpoint", None)
         pods = self.kubectl.run(
             "get", "pods", "-n", self.namespace, "-o", "wide", check=False
         ).stdout
-        return f"status: {json.dumps(status)}\npods:\n{pods}\noperator:\n{self.operator_log()}"
-
-    def operator_log(self) -> str:
-        result = self.kubectl.run(
-            "logs",
-            "-n",
-            self.release.namespace,
-            "-l",
-            self.release.selector,
-            "--tail=30",
-            check=False,
-        )
-        return result.stdout + result.stderr
-
-    def wait_phase(self, name: str, *phases: str, timeout: float = 180) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            status = self.status(name)
-            return status if status.get("phase") in phases else None
-
-        return wait_for(
-            reached,
-            timeout=timeout,
-            what=f"job {name} in phase {'/'.join(phases)}",
-            interval=0.5,
-            detail=lambda: self.describe(name),
-        )
+        operator = self.release.operator_log() if self.release else ""
+        return f"status: {json.dumps(status)}\npods:\n{pods}\noperator:\n{operator}"
 
     def wait_running(self, name: str, attempt: int, timeout: float = 120) -> dict[str, Any]:
         def running() -> dict[str, Any] | None:
@@ -212,6 +172,12 @@ def real_jobs(crds: Cluster, real_node: RealNode) -> Iterator[RealJobs]:
         with released(crds, "real", install=False, **values) as (release, jobs):
             # helm --wait: until the kubelet's readiness probe passes on /readyz.
             release.install()
-            yield RealJobs(crds.kubectl, jobs.namespace, jobs.folder, job.name, release)
+            yield RealJobs(
+                kubectl=crds.kubectl,
+                namespace=jobs.namespace,
+                folder=jobs.folder,
+                release=release,
+                image=job.name,
+            )
     except WaitTimeout as err:
         pytest.fail(str(err), pytrace=False)
