@@ -90,6 +90,7 @@ class Draft:
         self.foreign = [p for p in pods if not controlled_by(p, self.uid)]
         self.result = Plan()
         self.events: list[Action] = []
+        self._after_next_write: list[Action] = []
 
     @property
     def attempt(self) -> int:
@@ -129,6 +130,20 @@ class Draft:
     def act(self, action: Action) -> None:
         self.result.actions.append(action)
 
+    def after_write(self, action: Action) -> None:
+        """An action that must follow the write of the status as the draft holds it now (a pod
+        released only once its end is recorded). It waits for the next write, which may carry
+        more (the next attempt's launch): one status write per relaunch, not two."""
+        if self._changed():
+            self._after_next_write.append(action)
+        else:
+            self.act(action)
+
+    def released(self) -> set[str]:
+        """The pods whose finalizer this plan removes, now or after its next write."""
+        actions = [*self.result.actions, *self._after_next_write]
+        return {a.name for a in actions if isinstance(a, RemoveFinalizer)}
+
     def requeue(self, seconds: float) -> None:
         current = self.result.requeue_after
         self.result.requeue_after = seconds if current is None else min(current, seconds)
@@ -140,25 +155,30 @@ class Draft:
         self.condition(c.RUNNING, False, reason, "the job failed")
         self.emit("Warning", reason, message)
 
+    def _changed(self) -> dict[str, Any]:
+        """The status fields that differ from the last write."""
+        keys = [*self.status, *(k for k in self.written if k not in self.status)]
+        return {k: self.status.get(k) for k in keys if self.written.get(k) != self.status.get(k)}
+
     def flush(self) -> None:
         """Queue a status write of what changed since the last one."""
         if self.generation is not None:
             self.status["observedGeneration"] = self.generation
-        keys = [*self.status, *(k for k in self.written if k not in self.status)]
-        changed = {k: self.status.get(k) for k in keys if self.written.get(k) != self.status.get(k)}
+        changed = self._changed()
         if self.checkpoint_reset is not None:
             changed["checkpoint"] = self.checkpoint_reset.get("checkpoint")
             self.checkpoint_reset = None
-        if not changed:
-            return
-        fence = None if self.first_write else self.written_attempt
-        self.act(PatchStatus(copy.deepcopy(changed), fence))
-        # Events describe the transition just written: posted only once it is.
-        self.result.actions.extend(self.events)
-        self.events.clear()
-        self.written = copy.deepcopy(self.status)
-        self.written_attempt = int(self.status["attempt"])
-        self.first_write = False
+        if changed:
+            fence = None if self.first_write else self.written_attempt
+            self.act(PatchStatus(copy.deepcopy(changed), fence))
+            # Events describe the transition just written: posted only once it is.
+            self.result.actions.extend(self.events)
+            self.events.clear()
+            self.written = copy.deepcopy(self.status)
+            self.written_attempt = int(self.status["attempt"])
+            self.first_write = False
+        self.result.actions.extend(self._after_next_write)
+        self._after_next_write.clear()
 
     def done(self) -> Plan:
         self.flush()

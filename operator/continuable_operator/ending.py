@@ -58,7 +58,7 @@ def release_when_fenced(draft: Draft, attempt: int, pod: Mapping[str, Any]) -> N
         if draft.now < due and not is_terminal(pod):
             draft.requeue((due - draft.now).total_seconds())
             return
-    draft.act(release(pod))
+    draft.after_write(release(pod))
 
 
 def is_gone(pod: Mapping[str, Any], draft: Draft) -> bool:

@@ -133,7 +133,7 @@ def _run(draft: Draft, shared: str | None) -> None:
     if pod is not None:
         if draft.is_open(attempt):
             _record_end(draft, attempt, pod)
-        draft.flush()
+        # Released once the end is written: with the next attempt's launch when there is one.
         release_when_fenced(draft, attempt, pod)
     elif attempt > 0 and draft.is_open(attempt) and request is None:
         if relaunching.is_blocked(draft):

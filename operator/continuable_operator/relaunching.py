@@ -14,7 +14,7 @@ from typing import Any
 from continuable.names import ATTEMPT_HISTORY_LENGTH, checkpoint_service_account, pod_name
 
 from . import conditions as c
-from .actions import Action, CreatePod, Emit, EnsureObject, RemoveFinalizer
+from .actions import Action, CreatePod, Emit, EnsureObject
 from .classifying import is_terminal
 from .drafting import FINISHED, Draft, has_finalizer, parse_time, timestamp
 from .launching import build_pod, build_results_config_map
@@ -184,7 +184,7 @@ def older_pod_held(draft: Draft) -> bool:
     """Whether a pod of an earlier attempt still holds our finalizer without having ended (a
     Lost pod kept for its process to learn it is fenced out, a stray being stopped) and is not
     released in this plan: the next pod waits for it, one pod object of the job at a time."""
-    released = {a.name for a in draft.result.actions if isinstance(a, RemoveFinalizer)}
+    released = draft.released()
     return any(
         number != draft.attempt
         and has_finalizer(pod)

@@ -38,7 +38,7 @@ from continuable_operator.executing import Executor, Stop, pointer, status_patch
 from continuable_operator.metrics import OperatorMetrics
 from continuable_operator.ownership import owner_reference
 
-from .conftest import JOB, NOW
+from .conftest import JOB, NOW, pod
 
 Object = dict[str, Any]
 NS, NAME, UID = "batch", "report", "u-1"
@@ -795,3 +795,24 @@ def test_the_job_is_read_after_its_pods_so_a_pods_last_words_are_seen(
     reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
     reconciler._reconcile(NS, NAME, 0.0)
     assert seen == [({"attempt": 1, "stopReason": "Isolated"}, ["Failed"])]
+
+
+def test_a_relaunch_records_and_launches_in_one_status_write_then_releases_the_old_pod() -> None:
+    """The end of attempt 1 and the raise to attempt 2 go in one write fenced on attempt 1;
+    the old pod's finalizer goes only after it, and the new pod after that."""
+    disrupted = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+    evicted = pod(1, "Failed", exit_code=143, conditions=[disrupted])
+    evicted["metadata"]["namespace"] = NS
+    evicted["kind"] = "Pod"
+    cluster = FakeCluster(_job(1), evicted)
+    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
+    reconciler._reconcile(NS, NAME, 0.0)
+    order = [name for name, _ in cluster.calls]
+    assert order.count("patch_job") == 1, order
+    status = cluster.obj("ContinuableJob", NAME)["status"]
+    assert status["attempt"] == 2
+    assert [a["outcome"] for a in status["attempts"]] == ["Interrupted", "Running"]
+    created = [args[0]["metadata"]["name"] for args in cluster.called("create")]
+    assert created[-1] == "report-2"
+    last_create = len(order) - 1 - order[::-1].index("create")
+    assert order.index("patch_job") < order.index("remove_finalizer") < last_create

@@ -97,7 +97,7 @@ def test_a_running_pod_sets_phase_running_once(job: dict[str, Any]) -> None:
     assert plan(job, [pod(1)], NOW).actions == [], "nothing changes: no write"
 
 
-def test_interruption_relaunches_at_once_recorded_before_the_finalizer_goes(
+def test_interruption_relaunches_at_once_in_one_write_recorded_before_the_finalizer_goes(
     job: dict[str, Any],
 ) -> None:
     _running(job)
@@ -118,20 +118,20 @@ def test_interruption_relaunches_at_once_recorded_before_the_finalizer_goes(
     )
     result = plan(job, [evicted], NOW)
     kinds = _kinds(result)
+    # The end of attempt 1 and the launch of attempt 2 in one status write, then the release.
+    assert kinds.count("PatchStatus") == 1
     assert kinds[:3] == ["PatchStatus", "Emit", "RemoveFinalizer"]
-    recorded = result.actions[0]
-    assert isinstance(recorded, PatchStatus)
-    assert recorded.fields["interruptions"] == 1
-    assert recorded.fields["attempts"][0]["outcome"] == "Interrupted"
-    assert recorded.fields["attempts"][0]["reason"] == "EvictionByEvictionAPI"
-    assert recorded.expected_attempt == 1
-    launch = result.actions[3]
-    assert isinstance(launch, PatchStatus)
-    assert launch.fields["attempt"] == 2
-    assert launch.expected_attempt == 1, "raising the attempt is fenced on the old one"
-    assert launch.fields["resumptions"] == 1
-    assert launch.fields["savedSeconds"] == 42.5
-    assert "failures" not in launch.fields
+    written = result.actions[0]
+    assert isinstance(written, PatchStatus)
+    assert written.fields["interruptions"] == 1
+    assert written.fields["attempts"][0]["outcome"] == "Interrupted"
+    assert written.fields["attempts"][0]["reason"] == "EvictionByEvictionAPI"
+    assert written.expected_attempt == 1, "raising the attempt is fenced on the old one"
+    assert written.fields["attempt"] == 2
+    assert written.fields["attempts"][1]["outcome"] == "Running"
+    assert written.fields["resumptions"] == 1
+    assert written.fields["savedSeconds"] == 42.5
+    assert "failures" not in written.fields
     assert any(
         isinstance(a, CreatePod) and a.manifest["metadata"]["name"] == "report-2"
         for a in result.actions
