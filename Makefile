@@ -112,11 +112,22 @@ cluster-down: $(STAMP) ## Stop the local cluster started by cluster-up.
 cluster-status: $(STAMP) ## Say whether the local cluster is up.
 	$(BIN)/python -m tests.cluster status
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[operator,cli,dev,bench]'
+	touch $@
+
 .PHONY: bench
-bench: $(STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests).
+bench: $(BENCH_STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests); plots into bench/results/.
 	$(BIN)/python bench/sdk.py
 	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
 	PYTHONPATH=. $(BIN)/python bench/operator_load.py
+	PYTHONPATH=. $(BIN)/python bench/versus_job.py
+
+.PHONY: bench-versus-job
+bench-versus-job: $(BENCH_STAMP) k8s-bin ## Only the ContinuableJob against batch/v1 Job comparison of `make bench`.
+	PYTHONPATH=. $(BIN)/python bench/versus_job.py
 
 # The soak's size; `make soak SOAK_SEED=<seed>` replays a run's plan (an empty seed: a random one).
 SOAK_JOBS ?= 30

@@ -13,12 +13,12 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
+from podclock import PodClock
 from tabulating import print_table
 
 from tests.cluster.operating import OperatorProcess
@@ -30,34 +30,6 @@ from tests.e2e.jobs import job_manifest
 INTERRUPTIONS = 20
 JOBS = 100
 TICKS = "bench/jobs/ticker.py"
-
-
-class PodClock:
-    """When each pod was first seen Running and first seen terminal, from a watch."""
-
-    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
-        self.running: dict[str, float] = {}
-        self.ended: dict[str, float] = {}
-        self.created: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, args=(core, namespace), daemon=True)
-        self._thread.start()
-
-    def _watch(self, core: client.CoreV1Api, namespace: str) -> None:
-        while not self._stop.is_set():
-            for event in watch.Watch().stream(
-                core.list_namespaced_pod, namespace, timeout_seconds=5
-            ):
-                pod = event["object"]
-                name, phase, now = pod.metadata.name, pod.status.phase, time.monotonic()
-                self.created.setdefault(name, now)
-                if phase == "Running":
-                    self.running.setdefault(name, now)
-                if phase in ("Succeeded", "Failed"):
-                    self.ended.setdefault(name, now)
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _cpu_seconds(pid: int) -> float:
