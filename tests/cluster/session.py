@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +54,11 @@ def _with_crds(cluster: Cluster, folder: Path) -> Cluster:
 
 
 @contextmanager
-def open_cluster(crds: Path | None = None) -> Iterator[Cluster]:
-    """Yield a cluster with the CRDs applied; stop (only) what was started here."""
+def open_cluster(
+    crds: Path | None = None, extra_apiserver_args: Sequence[str] = ()
+) -> Iterator[Cluster]:
+    """Yield a cluster with the CRDs applied; stop (only) what was started here.
+    `extra_apiserver_args` go to an API server started here (a benchmark's audit log)."""
     folder = crds or crd_dir()
     external = os.environ.get(EXTERNAL_KUBECONFIG_ENV)
     if external:
@@ -63,7 +66,7 @@ def open_cluster(crds: Path | None = None) -> Iterator[Cluster]:
         # Applied here too: a long-lived `cluster up` cluster may predate the working tree's CRD.
         yield _with_crds(Cluster(Path(external), kubectl, None), folder)
         return
-    with ControlPlane() as cp:
+    with ControlPlane(extra_apiserver_args=extra_apiserver_args) as cp:
         kubectl = Kubectl.for_kubeconfig(cp.kubeconfig)
         yield _with_crds(Cluster(cp.kubeconfig, kubectl, cp), folder)
 
