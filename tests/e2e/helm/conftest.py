@@ -27,6 +27,7 @@ from tests.cluster.kubectl import Kubectl
 from tests.cluster.ports import free_ports
 from tests.cluster.session import Cluster, temporary_namespace
 from tests.cluster.waiting import WaitTimeout, wait_for
+from tests.e2e.jobs import job_manifest
 from tests.unit.chart.helm import CHART, Helm, set_flags
 
 THREE_STEPS = "tests/e2e/local/jobs/three_steps.py"
@@ -218,29 +219,10 @@ class Jobs:
     def create(
         self, name: str, command: list[str], *, interval: int = 1, **env: str
     ) -> dict[str, Any]:
-        environment = [{"name": "EVENTS", "value": str(self.events(name))}]
-        environment += [{"name": k, "value": v} for k, v in env.items()]
-        job = {
-            "apiVersion": "continuable.dev/v1alpha1",
-            "kind": "ContinuableJob",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {
-                "checkpoint": {"intervalSeconds": interval},
-                "template": {
-                    "spec": {
-                        "terminationGracePeriodSeconds": 10,
-                        "containers": [
-                            {
-                                "name": "job",
-                                "image": "python",
-                                "command": command,
-                                "env": environment,
-                            }
-                        ],
-                    }
-                },
-            },
-        }
+        env = {"EVENTS": str(self.events(name)), **env}
+        job = job_manifest(
+            name, self.namespace, command, env, checkpoint={"intervalSeconds": interval}
+        )
         self.kubectl.retrying("apply", "-f", "-", input=json.dumps(job))
         return self.get(name)
 

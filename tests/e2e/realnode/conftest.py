@@ -1,6 +1,6 @@
 """The chart's operator and the jobs in real containers on `real-0`.
 
-One helm release per module: the operator image built from the repository's Dockerfile, run by
+One helm release for the package: the operator image built from the repository's Dockerfile, run by
 the kubelet with the chart's security defaults, watching one namespace where each test creates
 its jobs. A job's pod writes its ledger (which attempt processed which item) to a host folder
 mounted with hostPath, the only thing the host and the container share.
@@ -23,6 +23,7 @@ from tests.cluster.realnode.node import RealNode
 from tests.cluster.session import Cluster
 from tests.cluster.waiting import WaitTimeout, wait_for
 from tests.e2e.helm.conftest import Jobs, released
+from tests.e2e.jobs import job_manifest
 
 LEDGER_MOUNT = "/ledger"
 # On the real node: tolerate its taint and ask for it by name.
@@ -65,27 +66,16 @@ class RealJobs(Jobs):
         }
         if resources:
             container["resources"] = resources
-        return {
-            "apiVersion": "continuable.dev/v1alpha1",
-            "kind": "ContinuableJob",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {
-                "checkpoint": {"intervalSeconds": interval},
-                "template": {
-                    "spec": {
-                        **ON_REAL_NODE,
-                        "terminationGracePeriodSeconds": grace,
-                        "containers": [container],
-                        "volumes": [
-                            {
-                                "name": "ledger",
-                                "hostPath": {"path": str(self.folder), "type": "Directory"},
-                            }
-                        ],
-                    }
-                },
-            },
+        pod = {
+            **ON_REAL_NODE,
+            "terminationGracePeriodSeconds": grace,
+            "containers": [container],
+            "volumes": [
+                {"name": "ledger", "hostPath": {"path": str(self.folder), "type": "Directory"}}
+            ],
         }
+        checkpoint = {"intervalSeconds": interval}
+        return job_manifest(name, self.namespace, command, {}, checkpoint=checkpoint, pod=pod)
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.kubectl.retrying("apply", "-f", "-", input=json.dumps(manifest))
@@ -156,7 +146,7 @@ class RealJobs(Jobs):
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def real_jobs(crds: Cluster, real_node: RealNode) -> Iterator[RealJobs]:
     """The chart installed with the operator image, on the real node, and its jobs' namespace."""
     operator, job = real_node.images.operator, real_node.images.job
