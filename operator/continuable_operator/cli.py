@@ -100,7 +100,8 @@ def _load_credentials() -> None:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        # Named here: the package's own default is KUBECONFIG as it was when it was imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
 
 
 async def _run(args: argparse.Namespace) -> None:

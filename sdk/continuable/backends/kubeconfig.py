@@ -3,6 +3,7 @@ the kubeconfig (contexts, exec plugins and all); imported only then (see `jobapi
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from kubernetes import client, config
@@ -27,7 +28,8 @@ class KubeconfigJobApi:
     TIMEOUT = (CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS)
 
     def __init__(self, job: str, namespace: str) -> None:
-        config.load_kube_config()
+        # Named here: the package's own default is KUBECONFIG as it was when it was imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         self._client = client.ApiClient()
         self._custom = client.CustomObjectsApi(self._client)
         self._core = client.CoreV1Api(self._client)
