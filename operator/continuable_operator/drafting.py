@@ -134,7 +134,7 @@ class Draft:
         """An action that must follow the write of the status as the draft holds it now (a pod
         released only once its end is recorded). It waits for the next write, which may carry
         more (the next attempt's launch): one status write per relaunch, not two."""
-        if self._changed():
+        if self._changed() or self.checkpoint_reset is not None:
             self._after_next_write.append(action)
         else:
             self.act(action)
