@@ -17,9 +17,11 @@ from collections.abc import Sequence
 
 import kopf
 
+from .caching import Store
 from .cluster import ClusterApi
 from .electing import KubeLeases, LeaseElector
-from .handlers import build_registry, settings
+from .handlers import build_registry, on_owned_event, settings
+from .informing import scopes, start_informers
 from .metrics import OperatorMetrics
 from .reconciling import Reconciler
 from .serving import health_app, serve_health
@@ -108,7 +110,8 @@ async def _run(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
     metrics.serve(args.bind_address, args.metrics_port)
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
-    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), metrics=metrics)
+    store = Store(scopes(args.namespace))
+    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), store, metrics=metrics)
     ready, standby = asyncio.Event(), asyncio.Event()
     app = health_app(ready, standby, reconciler.scheduler.stalled)
     health = await serve_health(args.bind_address, args.health_port, app)
@@ -124,6 +127,7 @@ async def _run(args: argparse.Namespace) -> None:
             return
         standby.clear()
         elector.keep(_exit_on_lost_lease, stop)
+    _watch_owned(store, reconciler, args.namespace, stop)
     try:
         await kopf.operator(
             registry=build_registry(reconciler),
@@ -138,6 +142,24 @@ async def _run(args: argparse.Namespace) -> None:
         stop.set()
         reconciler.stop()
         await health.cleanup()
+
+
+def _watch_owned(
+    store: Store, reconciler: Reconciler, namespaces: list[str], stop: threading.Event
+) -> None:
+    """Start the informers of the objects made for jobs, on a client of their own (their
+    watches hold a connection each; the reconciles' calls keep the other pool)."""
+    from kubernetes import client
+
+    watching = client.ApiClient()
+    start_informers(
+        store,
+        core=client.CoreV1Api(watching),
+        rbac=client.RbacAuthorizationV1Api(watching),
+        namespaces=namespaces,
+        on_event=on_owned_event(reconciler),
+        stopped=stop,
+    )
 
 
 def _exit_on_lost_lease() -> None:

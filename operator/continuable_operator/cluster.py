@@ -26,7 +26,6 @@ import urllib3
 
 from continuable.names import (
     GROUP,
-    JOB_LABEL,
     PLURAL,
     TRACKING_FINALIZER,
     VERSION,
@@ -133,6 +132,13 @@ class ClusterApi:
         plain: Object = self._client.sanitize_for_serialization(obj)
         return plain
 
+    def _typed(self, kind: str, obj: Any) -> Object:
+        """An answer of the typed client as a plain dict that says its kind (the typed models
+        leave `kind` out of a created or patched object)."""
+        plain = self._plain(obj)
+        plain.setdefault("kind", kind)
+        return plain
+
     # ContinuableJobs.
 
     def get_job(self, namespace: str, name: str) -> Object | None:
@@ -155,15 +161,18 @@ class ClusterApi:
 
     def patch_job(
         self, namespace: str, name: str, body: Any, *, json_patch: bool, status: bool = False
-    ) -> None:
-        """Patch the job, or (`status`) its status subresource."""
+    ) -> Object:
+        """Patch the job, or (`status`) its status subresource; the job as patched."""
         patch = (
             self._custom.patch_namespaced_custom_object_status
             if status
             else self._custom.patch_namespaced_custom_object
         )
         content_type = JSON_PATCH if json_patch else MERGE_PATCH
-        self._call(patch, GROUP, VERSION, namespace, PLURAL, name, body, _content_type=content_type)
+        job: Object = self._call(
+            patch, GROUP, VERSION, namespace, PLURAL, name, body, _content_type=content_type
+        )
+        return job
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
         self._call(
@@ -178,13 +187,8 @@ class ClusterApi:
 
     # Pods.
 
-    def list_pods(self, namespace: str, job: str) -> list[Object]:
-        pods = self._call(
-            self._core.list_namespaced_pod, namespace, label_selector=f"{JOB_LABEL}={job}"
-        )
-        return [self._plain(p) for p in pods.items]
-
-    def create(self, manifest: Object) -> None:
+    def create(self, manifest: Object) -> Object:
+        """Create the object; as the API server stored it."""
         kind = manifest["kind"]
         creators: dict[str, Callable[..., Any]] = {
             "Pod": self._core.create_namespaced_pod,
@@ -196,7 +200,8 @@ class ClusterApi:
         # The pod carries the user's template: a misspelt field is refused (400, naming it)
         # instead of silently dropped.
         options = {"field_validation": "Strict"} if kind == "Pod" else {}
-        self._call(creators[kind], manifest["metadata"]["namespace"], manifest, **options)
+        created = self._call(creators[kind], manifest["metadata"]["namespace"], manifest, **options)
+        return self._typed(kind, created)
 
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
         """An object the operator creates for a job (Pod, ConfigMap, ServiceAccount, Role,
@@ -209,14 +214,15 @@ class ClusterApi:
             "RoleBinding": self._rbac.read_namespaced_role_binding,
         }
         try:
-            return self._plain(self._call(readers[kind], name, namespace))
+            return self._typed(kind, self._call(readers[kind], name, namespace))
         except ApiError as err:
             if err.status == 404:
                 return None
             raise
 
-    def patch(self, kind: str, namespace: str, name: str, ops: list[Object]) -> None:
-        """A JSON patch (RFC 6902) of such an object: its `test` ops make it conditional."""
+    def patch(self, kind: str, namespace: str, name: str, ops: list[Object]) -> Object:
+        """A JSON patch (RFC 6902) of such an object: its `test` ops make it conditional. The
+        object as patched."""
         patchers: dict[str, Callable[..., Any]] = {
             "Pod": self._core.patch_namespaced_pod,
             "ConfigMap": self._core.patch_namespaced_config_map,
@@ -224,26 +230,36 @@ class ClusterApi:
             "Role": self._rbac.patch_namespaced_role,
             "RoleBinding": self._rbac.patch_namespaced_role_binding,
         }
-        self._call(patchers[kind], name, namespace, ops, _content_type=JSON_PATCH)
+        patched = self._call(patchers[kind], name, namespace, ops, _content_type=JSON_PATCH)
+        return self._typed(kind, patched)
 
-    def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> None:
+    def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> Object:
         """Add a condition to the pod's status (strategic merge on `type`, as a kubelet keeps
         conditions it does not own)."""
         body = {"metadata": {"uid": uid}, "status": {"conditions": [condition]}}
-        self._call(
+        stamped = self._call(
             self._core.patch_namespaced_pod_status,
             name,
             namespace,
             body,
             _content_type=STRATEGIC_MERGE_PATCH,
         )
+        return self._typed("Pod", stamped)
 
-    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
-        self._call(
-            self._core.delete_namespaced_pod, name, namespace, body={"preconditions": {"uid": uid}}
+    def delete_pod(self, namespace: str, name: str, uid: str) -> Object | None:
+        """Delete the pod; the pod as it is now (being deleted: it has our finalizer), or None
+        when the API server answered with a Status (it is gone already)."""
+        deleted = self._plain(
+            self._call(
+                self._core.delete_namespaced_pod,
+                name,
+                namespace,
+                body={"preconditions": {"uid": uid}},
+            )
         )
+        return self._typed("Pod", deleted) if deleted.get("kind") in ("Pod", None) else None
 
-    def remove_finalizer(self, namespace: str, name: str, pod: Object) -> None:
+    def remove_finalizer(self, namespace: str, name: str, pod: Object) -> Object:
         finalizers = pod["metadata"].get("finalizers") or []
         index = finalizers.index(TRACKING_FINALIZER)
         # Fenced on the finalizer's position, so a concurrent change to the list is not lost.
@@ -251,15 +267,10 @@ class ClusterApi:
             {"op": "test", "path": f"/metadata/finalizers/{index}", "value": TRACKING_FINALIZER},
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
-        self._call(self._core.patch_namespaced_pod, name, namespace, ops, _content_type=JSON_PATCH)
-
-    def get_pod(self, namespace: str, name: str) -> Object | None:
-        try:
-            return self._plain(self._call(self._core.read_namespaced_pod, name, namespace))
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
+        patched = self._call(
+            self._core.patch_namespaced_pod, name, namespace, ops, _content_type=JSON_PATCH
+        )
+        return self._typed("Pod", patched)
 
     # Events.
 

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from continuable.backends.kubernetes import result_key
 from continuable.names import (
+    KIND,
     RESTART_FROM_STEP_ANNOTATION,
     RESTART_NONCE_ANNOTATION,
     RESULTS_ATTEMPT_KEY,
@@ -46,6 +47,7 @@ from .actions import (
     Plan,
     RemoveFinalizer,
 )
+from .caching import Store
 from .cluster import ApiError, ClusterApi
 from .drafting import timestamp
 from .metrics import OperatorMetrics
@@ -150,11 +152,48 @@ def _map_ops(
 
 class Executor:
     def __init__(
-        self, api: ClusterApi, *, clock: Callable[[], datetime], metrics: OperatorMetrics
+        self,
+        api: ClusterApi,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        metrics: OperatorMetrics,
     ) -> None:
         self.api = api
+        self.store = store
         self.clock = clock
         self.metrics = metrics
+
+    # Reads: from the store, unless a refused write says it is behind.
+
+    def _remember(self, kind: str, obj: Object | None) -> Object | None:
+        """Keep a write's answer (read-your-writes)."""
+        if obj is not None:
+            self.store.apply(kind, None, obj)
+        return obj
+
+    def _read(self, kind: str, namespace: str, name: str, *, fresh: bool) -> Object | None:
+        """The object as the store has it; `fresh`: as the API server has it (after a write
+        found the store behind), kept in the store."""
+        if not fresh:
+            return self.store.get(kind, namespace, name)
+        found = self.api.get(kind, namespace, name)
+        if found is None:
+            stored = self.store.get(kind, namespace, name)
+            if stored is not None:
+                self.store.apply(kind, "DELETED", stored)
+            return None
+        return self._remember(kind, found)
+
+    def fresh_job(self, namespace: str, name: str) -> Object | None:
+        """The job as the API server has it now, kept in the store."""
+        job = self.api.get_job(namespace, name)
+        if job is None:
+            stored = self.store.get(KIND, namespace, name)
+            if stored is not None:
+                self.store.apply(KIND, "DELETED", stored)
+            return None
+        return self._remember(KIND, job)
 
     def execute(self, job: Object | None, pods: Sequence[Object], plan: Plan, began: float) -> None:
         """Carry out the plan's actions in order; raises `Stop` when the rest must not run.
@@ -203,12 +242,13 @@ class Executor:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         body, json_patch = status_patch(action, status)
         try:
-            self.api.patch_job(namespace, name, body, json_patch=json_patch, status=True)
+            patched = self.api.patch_job(namespace, name, body, json_patch=json_patch, status=True)
         except ApiError as err:
             if err.status not in (409, 422):
                 raise
             self._judge_refusal(job, action.expected_attempt, err)
             raise
+        self._remember(KIND, patched)
         self.metrics.observe_status(status, action.fields)
         status.update(action.fields)
         if status.get("checkpoint") is None:
@@ -219,7 +259,7 @@ class Executor:
         changed hands or attempts meanwhile); return when it is the API server refusing the
         content, after saying so with its words."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        fresh = self.api.get_job(namespace, name)
+        fresh = self.fresh_job(namespace, name)
         if fresh is None:
             raise Stop(None) from err
         attempt = (fresh.get("status") or {}).get("attempt")
@@ -241,15 +281,16 @@ class Executor:
         namespace, name = metadata["namespace"], metadata["name"]
         uid = job["metadata"]["uid"]
         last: ApiError | None = None
-        for _ in range(TRIES):
-            found = self.api.get(kind, namespace, name)
+        for tried in range(TRIES):
+            found = self._read(kind, namespace, name, fresh=tried > 0)
             if found is not None and not controlled_by(found, uid):
                 self._name_conflict(job, kind, name, found, began)
             try:
                 if found is None:
-                    self.api.create(manifest)
+                    self._remember(kind, self.api.create(manifest))
                 elif ops := update_ops(found, manifest):
-                    self.api.patch(kind, namespace, name, [*controller_guard(found, uid), *ops])
+                    guarded = [*controller_guard(found, uid), *ops]
+                    self._remember(kind, self.api.patch(kind, namespace, name, guarded))
                 return
             except ApiError as err:
                 # 409: created meanwhile; 404: deleted meanwhile; 422: a `test` failed (it
@@ -263,11 +304,11 @@ class Executor:
     def _create_pod(self, job: Object, manifest: Object, began: float) -> bool:
         """Whether the pod was created now (False: this job's pod already existed)."""
         try:
-            self.api.create(manifest)
+            self._remember("Pod", self.api.create(manifest))
         except ApiError as err:
             namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
             if err.status == 409:
-                found = self.api.get("Pod", namespace, name)
+                found = self._read("Pod", namespace, name, fresh=True)
                 if found is None:
                     raise Stop(REPLAN_SECONDS) from err  # gone meanwhile: look again
                 if controlled_by(found, job["metadata"]["uid"]):
@@ -297,7 +338,7 @@ class Executor:
     def _divert(self, job: Object, replan: Callable[[Object], Plan], began: float) -> NoReturn:
         """Stop this plan and carry out another, made from the job as it is now (this plan may
         have written its status already)."""
-        fresh = self.api.get_job(job["metadata"]["namespace"], job["metadata"]["name"])
+        fresh = self.fresh_job(job["metadata"]["namespace"], job["metadata"]["name"])
         if fresh is None or fresh["metadata"].get("uid") != job["metadata"]["uid"]:
             raise Stop(None if fresh is None else REPLAN_SECONDS)
         other = replan(fresh)
@@ -311,8 +352,8 @@ class Executor:
         config_map = results_config_map(name)
         uid = job["metadata"]["uid"]
         last: ApiError | None = None
-        for _ in range(TRIES):
-            found = self.api.get("ConfigMap", namespace, config_map)
+        for tried in range(TRIES):
+            found = self._read("ConfigMap", namespace, config_map, fresh=tried > 0)
             if found is None:
                 return
             if not controlled_by(found, uid):
@@ -325,8 +366,9 @@ class Executor:
                 return
             ops = [{"op": "remove", "path": pointer("data", key)} for key in keys]
             try:
-                self.api.patch(
-                    "ConfigMap", namespace, config_map, controller_guard(found, uid) + ops
+                guarded = controller_guard(found, uid) + ops
+                self._remember(
+                    "ConfigMap", self.api.patch("ConfigMap", namespace, config_map, guarded)
                 )
                 return
             except ApiError as err:
@@ -361,13 +403,13 @@ class Executor:
         if not ops:
             return
         try:
-            self.api.patch_job(namespace, name, ops, json_patch=True)
+            self._remember(KIND, self.api.patch_job(namespace, name, ops, json_patch=True))
         except ApiError as err:
             if err.status == 404:
                 raise Stop(None) from err
             if err.status not in (409, 422):
                 raise
-            fresh = self.api.get_job(namespace, name)
+            fresh = self.fresh_job(namespace, name)
             if fresh is None:
                 raise Stop(None) from err
             now = fresh["metadata"].get("annotations") or {}
@@ -393,8 +435,10 @@ class Executor:
                     "message": message,
                     "lastTransitionTime": timestamp(self.clock()),
                 }
-                self.api.stamp_pod(namespace, action.name, action.uid, condition)
-            self.api.delete_pod(namespace, action.name, action.uid)
+                self._remember(
+                    "Pod", self.api.stamp_pod(namespace, action.name, action.uid, condition)
+                )
+            self._remember("Pod", self.api.delete_pod(namespace, action.name, action.uid))
         except ApiError as err:
             if err.status not in (404, 409):
                 raise
@@ -402,7 +446,9 @@ class Executor:
     def _remove_finalizer(self, pod: Object) -> None:
         metadata = pod["metadata"]
         try:
-            self.api.remove_finalizer(metadata["namespace"], metadata["name"], pod)
+            self._remember(
+                "Pod", self.api.remove_finalizer(metadata["namespace"], metadata["name"], pod)
+            )
         except ApiError as err:
             if err.status == 422:
                 raise Stop(REPLAN_SECONDS) from err  # the finalizers changed: look again

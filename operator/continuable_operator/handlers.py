@@ -3,13 +3,15 @@
 - a ContinuableJob created or changed (spec or annotations): reconcile it;
 - found at start-up: reconcile it, except a finished one, which only waits for its TTL: its
   reconcile goes to the scheduler a little later, so the running and pending jobs go first;
-- a job pod changed in a way that matters (phase, deletion): reconcile its job;
+- a job pod changed in a way that matters (`pod_matters`: phase, deletion, node, finalizers),
+  as the pods' informer (`informing.py`) tells: reconcile its job, through the scheduler;
 - a job being deleted (a `deletionTimestamp`: a foreground deletion waits for its pods, which
   wait for their finalizers; kopf calls no update handler then) or deleted: a reconcile soon
   (from the scheduler), which records what it can, releases the pods and, once the job is gone,
   forgets it;
-- a checkpoint-only change of a job's status: no API call, no handler chain (it happens every
-  interval for every running job), only the `observe` callback for metrics.
+- every event of a job goes into the store first (`caching.py`), which the reconciles read; a
+  checkpoint-only change of a job's status makes no API call and no reconcile (it happens every
+  interval for every running job), only that and the `observe` callback for metrics.
 
 The reconciler never raises: it logs a failure and schedules its own retry.
 
@@ -19,14 +21,18 @@ kopf keeps its bookkeeping in annotations under its own prefix, never in the use
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
-from continuable.names import GROUP, JOB_LABEL, PLURAL, VERSION
+from continuable.names import GROUP, JOB_LABEL, KIND, PLURAL, VERSION
 
+from .classifying import is_terminal
+from .drafting import has_finalizer
 from .reconciling import Reconciler
+
+Object = dict[str, Any]
 
 KOPF_PREFIX = "kopf.continuable.dev"
 FINISHED_PHASES = ("Succeeded", "Failed")
@@ -50,15 +56,27 @@ def settings() -> kopf.OperatorSettings:
     return configured
 
 
-def _pod_matters(event: Mapping[str, Any]) -> bool:
-    pod = event.get("object") or {}
-    if event.get("type") in ("ADDED", "DELETED", None):
-        return True
-    status = pod.get("status") or {}
-    return bool(
-        (pod.get("metadata") or {}).get("deletionTimestamp")
-        or status.get("phase") in ("Running", "Succeeded", "Failed")
+def _what_matters(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a pod the planner acts on: a change in anything else needs no reconcile."""
+    metadata = pod.get("metadata") or {}
+    return (
+        (pod.get("status") or {}).get("phase"),
+        metadata.get("deletionTimestamp"),
+        (pod.get("spec") or {}).get("nodeName"),
+        tuple(metadata.get("finalizers") or ()),
     )
+
+
+def pod_matters(event: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a pod's event needs its job reconciled. A pod the first list finds needs one
+    only when an end is waiting to be recorded or a deletion to be followed (kopf's resume
+    reconciles every job anyway)."""
+    if event == "DELETED":
+        return True
+    if old is None and event == "LISTED":
+        deleting = bool((new.get("metadata") or {}).get("deletionTimestamp"))
+        return has_finalizer(new) and (deleting or is_terminal(new))
+    return old is None or _what_matters(old) != _what_matters(new)
 
 
 def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
@@ -86,18 +104,30 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def job_observed(
-        body: Mapping[str, Any], type: str | None, namespace: str | None, name: str, **_: Any
+        event: kopf.RawEvent,
+        body: Mapping[str, Any],
+        type: str | None,
+        namespace: str | None,
+        name: str,
+        **_: Any,
     ) -> None:
+        reconciler.store.apply(KIND, type, event["object"])
         reconciler.metrics.observe_job(body, type)
         deleting = (body.get("metadata") or {}).get("deletionTimestamp")
         if namespace and (type == "DELETED" or deleting):
             reconciler.schedule(namespace, name, 0)
 
-    @kopf.on.event("", "v1", "pods", labels={JOB_LABEL: kopf.PRESENT}, registry=registry)
-    def pod_changed(
-        event: kopf.RawEvent, namespace: str | None, labels: Mapping[str, str], **_: Any
-    ) -> None:
-        if namespace and _pod_matters(event):
-            reconciler.reconcile(namespace, labels[JOB_LABEL])
-
     return registry
+
+
+def on_owned_event(reconciler: Reconciler) -> Callable[[str, str, Object | None, Object], None]:
+    """The informers' callback: a pod's change that matters schedules its job's reconcile now
+    (the scheduler's workers run it; the informer thread only reads its watch)."""
+
+    def changed(kind: str, event: str, old: Object | None, new: Object) -> None:
+        metadata = new.get("metadata") or {}
+        job = (metadata.get("labels") or {}).get(JOB_LABEL)
+        if kind == "Pod" and job and metadata.get("namespace") and pod_matters(event, old, new):
+            reconciler.schedule(metadata["namespace"], job, 0)
+
+    return changed

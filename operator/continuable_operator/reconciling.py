@@ -1,6 +1,16 @@
 """The reconcile loop: reads a job and its pods, has the planner decide (`planning.py`) and
 the executor carry the plan out (`executing.py`), and decides when to look again.
 
+The job and its pods are read from the operator's store (`caching.py`), not the API server. One
+read goes to the API server: the job, when a pod of it is first seen ended with its end not yet
+recorded (it still holds our finalizer) and the store's job lacks that pod's last words (a
+`stopReason` for its attempt: a pod killed without a word, or a watch behind). A pod
+saves its last checkpoint (how it stopped) before it ends, but the job's watch and the pods'
+watch are two streams, so the store may know of the end before it knows of the last words; the
+job read after the end was seen holds them (an Isolated stop taken for a bare exit 75 would
+count as an interruption). Until the pods' first list is in, no reconcile starts: a pod not yet
+listed must not be taken for a lost one.
+
 Reconciles of one job are serialised (a lock per job), since a pod event and a job event can
 arrive together; the status writes are fenced on the attempt anyway, so even two operators
 could not both launch. A plan that hits a conflict stops where it is and is recomputed shortly.
@@ -22,11 +32,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from continuable.names import RESTART_FROM_STEP_ANNOTATION
+from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
 from . import planning, relaunching
+from .caching import OWNED_KINDS, Store
+from .classifying import is_terminal
 from .cluster import ApiError, ClusterApi
-from .drafting import FINISHED
+from .drafting import FINISHED, attempt_of, has_finalizer
 from .executing import Executor, Stop
 from .metrics import OperatorMetrics
 from .scheduling import Scheduler
@@ -49,19 +61,37 @@ def error_retry(failures: int) -> float:
     return min(ERROR_RETRY_SECONDS * 2.0**doublings, ERROR_RETRY_MAX_SECONDS)
 
 
+# How long a reconcile waits for the store's first lists before it gives up and retries.
+SYNC_WAIT_SECONDS = 10.0
+
+
+class NotSynced(Exception):
+    """The store's first lists are not in yet."""
+
+
 @dataclass
 class _Slot:
-    """A job's lock, the reconciles that hold or wait for it, and its failures in a row."""
+    """A job's lock, the reconciles that hold or wait for it, its failures in a row, and the
+    UIDs of its pods seen ended (the job was read fresh after each)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: int = 0
     failures: int = 0
+    ended: set[str] = field(default_factory=set)
+
+
+def _last_words_in(job: Object | None, pod: Object) -> bool:
+    """Whether the job holds the ended pod's final checkpoint: the SDK writes a `stopReason`
+    only in its last write."""
+    checkpoint = ((job or {}).get("status") or {}).get("checkpoint") or {}
+    return checkpoint.get("attempt") == attempt_of(pod) and bool(checkpoint.get("stopReason"))
 
 
 class Reconciler:
     def __init__(
         self,
         api: ClusterApi,
+        store: Store,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: OperatorMetrics | None = None,
@@ -70,12 +100,13 @@ class Reconciler:
     ) -> None:
         """`requeue_workers=0` and a fake `monotonic` let a test drive the requeues by hand."""
         self.api = api
+        self.store = store
         self.clock = clock
         self.metrics = metrics or OperatorMetrics()
         self.scheduler: Scheduler[Key] = Scheduler(
             lambda key: self.reconcile(*key), workers=requeue_workers, clock=monotonic
         )
-        self.executor = Executor(api, clock=lambda: self.clock(), metrics=self.metrics)
+        self.executor = Executor(api, store, clock=lambda: self.clock(), metrics=self.metrics)
         self._slots: dict[Key, _Slot] = {}
         self._slots_guard = threading.Lock()
 
@@ -92,12 +123,13 @@ class Reconciler:
                 self.scheduler.cancel(key)
                 began = time.monotonic()
                 try:
-                    retry, gone = self._reconcile(namespace, name, began)
+                    retry, gone = self._reconcile(namespace, name, began, slot)
                 except Exception as err:
                     slot.failures += 1
                     retry = error_retry(slot.failures)
                     # An API failure is the cluster's weather; anything else is a bug to show.
-                    report = log.warning if isinstance(err, ApiError) else log.exception
+                    weather = isinstance(err, ApiError | NotSynced)
+                    report = log.warning if weather else log.exception
                     report("reconciling %s/%s failed: %s; retry in %.0fs", *key, err, retry)
                     self.metrics.observe_reconcile(time.monotonic() - began, failed=True)
                 else:
@@ -118,13 +150,25 @@ class Reconciler:
     def stop(self) -> None:
         self.scheduler.stop()
 
-    def _reconcile(self, namespace: str, name: str, began: float) -> tuple[float | None, bool]:
+    def _reconcile(
+        self, namespace: str, name: str, began: float, slot: _Slot
+    ) -> tuple[float | None, bool]:
         """Seconds until the next reconcile (None: none needed), and whether the job is gone
         with nothing left to do for it."""
-        # Pods first: a pod saves its last checkpoint (how it stopped) before it ends, so a job
-        # read after the list holds the last words of every pod the list shows ended.
-        pods = self.api.list_pods(namespace, name)
-        job = self.api.get_job(namespace, name)
+        if not self.store.wait_synced(OWNED_KINDS, SYNC_WAIT_SECONDS):
+            raise NotSynced("the first lists of the job's objects are not in yet")
+        pods = self.store.job_objects("Pod", namespace, name)
+        # Ended pods still holding our finalizer: their end is not recorded yet.
+        ended = [p for p in pods if is_terminal(p) and has_finalizer(p)]
+        job = self.store.get(KIND, namespace, name)
+        unheard = [
+            p
+            for p in ended
+            if p["metadata"].get("uid") not in slot.ended and not _last_words_in(job, p)
+        ]
+        if job is None or unheard:
+            job = self.executor.fresh_job(namespace, name)
+        slot.ended = {str(p["metadata"].get("uid")) for p in ended}
         if job is None:
             result = planning.plan_orphans(pods)
         else:

@@ -129,18 +129,19 @@ RBAC rules of the operator's own logic, in every namespace it watches.
   resources: ["pods/status"]
   verbs: ["patch"]
 # Application: each job's step results ConfigMap (`<job>-results`), fenced on its attempt key.
+# Listed and watched (by the job label only) so that launches read it from memory, not the API.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Application: the per-job ServiceAccount, when the job's template names none (merged back to
 # its owner reference and labels when it already exists).
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Application: the per-job Role and RoleBinding. The Role grants get on the job
 # (resourceNames), get/patch on its status and its results ConfigMap and get on its pod: all
 # held by the operator itself, so neither `escalate` nor `bind` is needed.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
-  verbs: ["get", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 {{- end }}

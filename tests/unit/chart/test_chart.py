@@ -56,11 +56,17 @@ APPLICATION = (
     | spelled("continuable.dev", "continuablejobs/finalizers", "update")
     | spelled("", "events", "get", "create", "patch")
     | spelled("", "pods/status", "patch")
-    | spelled("", "configmaps", "get", "create", "patch", "delete")
-    | spelled("", "serviceaccounts", "get", "create", "patch")
-    | spelled("rbac.authorization.k8s.io", "roles", "get", "create", "patch", "update", "delete")
+    | spelled("", "configmaps", "get", "list", "watch", "create", "patch", "delete")
+    | spelled("", "serviceaccounts", "get", "list", "watch", "create", "patch")
     | spelled(
-        "rbac.authorization.k8s.io", "rolebindings", "get", "create", "patch", "update", "delete"
+        "rbac.authorization.k8s.io",
+        "roles",
+        *("get", "list", "watch", "create", "patch", "update", "delete"),
+    )
+    | spelled(
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        *("get", "list", "watch", "create", "patch", "update", "delete"),
     )
 )
 LEASES = spelled("coordination.k8s.io", "leases", "get", "create", "update")

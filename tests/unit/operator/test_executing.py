@@ -33,6 +33,7 @@ from continuable_operator.actions import (
     Plan,
     RemoveFinalizer,
 )
+from continuable_operator.caching import OWNED_KINDS, Store
 from continuable_operator.cluster import ApiError, ClusterApi
 from continuable_operator.executing import Executor, Stop, pointer, status_patch
 from continuable_operator.metrics import OperatorMetrics
@@ -153,53 +154,60 @@ class FakeCluster:
 
     def patch_job(
         self, namespace: str, name: str, body: Any, *, json_patch: bool, status: bool = False
-    ) -> None:
+    ) -> Object:
         self._enter("patch_job", namespace, name, body, json_patch, status)
         key = ("ContinuableJob", namespace, name)
         current = self._existing(key)
         patched = apply_json_patch(current, body) if json_patch else merge_patch(current, body)
         self.validate(patched)
         self.store[key] = patched
+        return copy.deepcopy(patched)
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
         self._enter("delete_job", namespace, name, uid)
         self.store.pop(("ContinuableJob", namespace, name), None)
 
-    def list_pods(self, namespace: str, job: str) -> list[Object]:
-        self._enter("list_pods", namespace, job)
-        return [
-            copy.deepcopy(o)
-            for (kind, ns, _), o in self.store.items()
-            if kind == "Pod" and ns == namespace and o["metadata"]["labels"].get(JOB_LABEL) == job
-        ]
+    def watched(self) -> Store:
+        """A store synced with every object here, as the informers and kopf would fill it."""
+        store = Store()
+        for kind in OWNED_KINDS:
+            store.replace(kind, [o for (k, _, _), o in self.store.items() if k == kind], None)
+        for (kind, _, _), obj in self.store.items():
+            if kind == JOB_KEY[0]:
+                store.apply(kind, None, copy.deepcopy(obj))
+        return store
 
-    def create(self, manifest: Object) -> None:
+    def create(self, manifest: Object) -> Object:
         self._enter("create", manifest)
         metadata = manifest["metadata"]
         if (manifest["kind"], metadata["namespace"], metadata["name"]) in self.store:
             raise ApiError(409, "AlreadyExists", f"{metadata['name']} already exists")
         self.put(manifest)
+        return copy.deepcopy(manifest)
 
     def get(self, kind: str, namespace: str, name: str) -> Object | None:
         self._enter("get", kind, namespace, name)
         return copy.deepcopy(self.store.get((kind, namespace, name)))
 
-    def patch(self, kind: str, namespace: str, name: str, ops: list[Object]) -> None:
+    def patch(self, kind: str, namespace: str, name: str, ops: list[Object]) -> Object:
         self._enter("patch", kind, namespace, name, ops)
         key = (kind, namespace, name)
         self.store[key] = apply_json_patch(self._existing(key), ops)
+        return copy.deepcopy(self.store[key])
 
-    def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> None:
+    def stamp_pod(self, namespace: str, name: str, uid: str, condition: Object) -> Object | None:
         self._enter("stamp_pod", namespace, name, uid, condition)
+        return copy.deepcopy(self.store.get(("Pod", namespace, name)))
 
-    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+    def delete_pod(self, namespace: str, name: str, uid: str) -> Object | None:
         self._enter("delete_pod", namespace, name, uid)
+        return copy.deepcopy(self.store.get(("Pod", namespace, name)))
 
-    def remove_finalizer(self, namespace: str, name: str, pod: Object) -> None:
+    def remove_finalizer(self, namespace: str, name: str, pod: Object) -> Object:
         self._enter("remove_finalizer", namespace, name, pod)
-        self._existing(("Pod", namespace, name))["metadata"]["finalizers"].remove(
-            TRACKING_FINALIZER
-        )
+        found = self._existing(("Pod", namespace, name))
+        found["metadata"]["finalizers"].remove(TRACKING_FINALIZER)
+        return copy.deepcopy(found)
 
     def emit(self, job: Object, type_: str, reason: str, message: str) -> None:
         self._enter("emit", job, type_, reason, message)
@@ -270,7 +278,10 @@ def _pod(uid: str | None, attempt: int = 2) -> Object:
 
 def _executor(cluster: FakeCluster, metrics: OperatorMetrics | None = None) -> Executor:
     return Executor(
-        cast(ClusterApi, cluster), clock=lambda: NOW, metrics=metrics or OperatorMetrics()
+        cast(ClusterApi, cluster),
+        cluster.watched(),
+        clock=lambda: NOW,
+        metrics=metrics or OperatorMetrics(),
     )
 
 
@@ -465,7 +476,11 @@ def test_the_loop_backs_off_after_a_validation_error_and_replans_after_a_conflic
     )
     ticks = Ticks()
     reconciler = reconciling.Reconciler(
-        cast(ClusterApi, cluster), clock=lambda: NOW, requeue_workers=0, monotonic=ticks
+        cast(ClusterApi, cluster),
+        cluster.watched(),
+        clock=lambda: NOW,
+        requeue_workers=0,
+        monotonic=ticks,
     )
     reconciler.reconcile(NS, NAME)
     assert _comes_due_after(reconciler, ticks, next_reconcile)
@@ -763,38 +778,94 @@ def test_the_jobs_sharing_a_named_account_are_passed_to_the_planner(
         return Plan()
 
     monkeypatch.setattr(planning, "plan", plan)
-    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
-    assert reconciler._reconcile(NS, NAME, 0.0) == (None, False)
+    reconciler = reconciling.Reconciler(
+        cast(ClusterApi, cluster), cluster.watched(), requeue_workers=0
+    )
+    assert reconciler._reconcile(NS, NAME, 0.0, reconciling._Slot()) == (None, False)
     assert seen == [shared]
     assert bool(cluster.called("list_jobs")) == listed
 
 
-def test_the_job_is_read_after_its_pods_so_a_pods_last_words_are_seen(
+def test_a_pod_seen_ended_makes_the_job_read_fresh_so_its_last_words_are_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A pod writes its final checkpoint, then ends: read after the pod list, the job holds
-    every write the listed pods made before they ended. Read before it, an Isolated stop looked
-    like a bare exit 75 and was counted as an interruption (found by the soak)."""
-    pod = _pod(UID, attempt=1)
-    pod["status"] = {"phase": "Running"}
-    cluster = FakeCluster(_job(1), pod)
-
-    def the_pod_saves_its_stop_and_ends() -> None:
-        last_words = {"attempt": 1, "stopReason": "Isolated"}
-        cluster.obj("ContinuableJob", NAME)["status"]["checkpoint"] = last_words
-        cluster.obj("Pod", "report-1")["status"] = {"phase": "Failed"}
-
-    cluster.meanwhile["list_pods"] = the_pod_saves_its_stop_and_ends
-    seen: list[tuple[Any, list[str]]] = []
+    """A pod writes its final checkpoint, then ends. The pods' watch may tell of the end before
+    kopf's job watch tells of the last words: the store then holds the ended pod and the job
+    without them, and the job must be read from the API server. Planned from the store's job,
+    an Isolated stop looked like a bare exit 75 and was counted as an interruption (the soak
+    found it when the job was read before the pods)."""
+    running = _pod(UID, attempt=1)
+    running["status"] = {"phase": "Running"}
+    cluster = FakeCluster(_job(1), running)
+    store = cluster.watched()
+    cluster.obj("ContinuableJob", NAME)["status"]["checkpoint"] = {
+        "attempt": 1,
+        "stopReason": "Isolated",
+    }
+    ended = copy.deepcopy(running)
+    ended["status"] = {"phase": "Failed"}
+    cluster.put(ended)
+    store.apply("Pod", "MODIFIED", ended)
+    seen: list[Any] = []
 
     def plan(job: Object, pods: list[Object], now: datetime, **_: Any) -> Plan:
-        seen.append((job["status"].get("checkpoint"), [p["status"]["phase"] for p in pods]))
+        seen.append(job["status"].get("checkpoint"))
         return Plan()
 
     monkeypatch.setattr(planning, "plan", plan)
-    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
-    reconciler._reconcile(NS, NAME, 0.0)
-    assert seen == [({"attempt": 1, "stopReason": "Isolated"}, ["Failed"])]
+    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), store, requeue_workers=0)
+    slot = reconciling._Slot()
+    reconciler._reconcile(NS, NAME, 0.0, slot)
+    assert seen == [{"attempt": 1, "stopReason": "Isolated"}]
+    assert len(cluster.called("get_job")) == 1
+    # Once read after the end, the store's job is trusted: the next reconcile reads nothing.
+    cluster.calls.clear()
+    reconciler._reconcile(NS, NAME, 0.0, slot)
+    assert cluster.calls == []
+
+
+def test_an_ended_pod_whose_last_words_the_store_holds_needs_no_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ended = _pod(UID, attempt=1)
+    ended["status"] = {"phase": "Failed"}
+    job = _job(1)
+    job["status"]["checkpoint"] = {"attempt": 1, "stopReason": "Interrupted"}
+    cluster = FakeCluster(job, ended)
+    monkeypatch.setattr(planning, "plan", lambda *a, **k: Plan())
+    reconciler = reconciling.Reconciler(
+        cast(ClusterApi, cluster), cluster.watched(), requeue_workers=0
+    )
+    reconciler._reconcile(NS, NAME, 0.0, reconciling._Slot())
+    assert cluster.calls == []
+
+
+def test_a_reconcile_with_nothing_newly_ended_reads_nothing_from_the_api_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running = _pod(UID, attempt=1)
+    running["status"] = {"phase": "Running"}
+    cluster = FakeCluster(_job(1), running)
+    reconciler = reconciling.Reconciler(
+        cast(ClusterApi, cluster), cluster.watched(), requeue_workers=0
+    )
+    reconciler.reconcile(NS, NAME)
+    assert [name for name, _ in cluster.calls if name.startswith(("get", "list"))] == []
+
+
+def test_no_reconcile_starts_before_the_first_lists_are_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At start-up a pod not yet listed must not be taken for a lost one."""
+    monkeypatch.setattr(reconciling, "SYNC_WAIT_SECONDS", 0.01)
+    cluster = FakeCluster(_job(1))
+    planned: list[Any] = []
+    monkeypatch.setattr(planning, "plan", lambda *a, **k: planned.append(a) or Plan())
+    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), Store(), requeue_workers=0)
+    with pytest.raises(reconciling.NotSynced):
+        reconciler._reconcile(NS, NAME, 0.0, reconciling._Slot())
+    assert planned == []
+    assert cluster.calls == []
 
 
 def test_a_relaunch_records_and_launches_in_one_status_write_then_releases_the_old_pod() -> None:
@@ -805,8 +876,10 @@ def test_a_relaunch_records_and_launches_in_one_status_write_then_releases_the_o
     evicted["metadata"]["namespace"] = NS
     evicted["kind"] = "Pod"
     cluster = FakeCluster(_job(1), evicted)
-    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), requeue_workers=0)
-    reconciler._reconcile(NS, NAME, 0.0)
+    reconciler = reconciling.Reconciler(
+        cast(ClusterApi, cluster), cluster.watched(), requeue_workers=0
+    )
+    reconciler._reconcile(NS, NAME, 0.0, reconciling._Slot())
     order = [name for name, _ in cluster.calls]
     assert order.count("patch_job") == 1, order
     status = cluster.obj("ContinuableJob", NAME)["status"]

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from continuable_operator.caching import OWNED_KINDS, Store
 from continuable_operator.cluster import ApiError, ClusterApi
 from continuable_operator.reconciling import Reconciler
 from continuable_operator.scheduling import Scheduler
@@ -153,7 +154,10 @@ def test_nothing_runs_after_stop(clock: Clock) -> None:
 
 
 def _reconciler(api: Any, clock: Clock) -> Reconciler:
-    return Reconciler(api, requeue_workers=0, monotonic=clock)
+    store = Store()
+    for kind in OWNED_KINDS:
+        store.replace(kind, [], None)
+    return Reconciler(api, store, requeue_workers=0, monotonic=clock)
 
 
 def _refusing_api() -> ClusterApi:
@@ -189,7 +193,7 @@ def test_repeated_errors_back_off_to_a_minute_and_a_success_resets(clock: Clock)
     reconciler = _reconciler(object(), clock)
     outcomes: list[Any] = [ApiError(0, "NoAnswer", "refused")] * 8 + [(None, False), KeyError("x")]
 
-    def scripted(namespace: str, name: str, began: float) -> tuple[float | None, bool]:
+    def scripted(namespace: str, name: str, began: float, slot: Any) -> tuple[float | None, bool]:
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
@@ -218,9 +222,6 @@ def test_a_job_found_gone_leaves_nothing_behind(clock: Clock) -> None:
     class Gone:
         def get_job(self, namespace: str, name: str) -> None:
             return None
-
-        def list_pods(self, namespace: str, name: str) -> list[Any]:
-            return []
 
     reconciler = _reconciler(Gone(), clock)
     for i in range(100):

@@ -1,0 +1,205 @@
+"""What the operator knows of the objects it reconciles, kept in memory so that a reconcile reads
+no job, no pod and no owned object from the API server.
+
+Two sources keep it: the watches (`informing.py` for pods and the objects made for a job; kopf's
+job watch, through `handlers.py`) and the answers to the operator's own writes (read-your-
+writes: a reconcile right after a write sees it, even before its watch event arrives).
+
+- An object is replaced only by a newer version of itself: a watch event that lags behind a
+  write's answer, or a relist's copy older than both, is dropped. Versions are compared as the
+  integers the API server's etcd revisions are; one that is not an integer always counts as news.
+- A deleted object leaves a tombstone (its UID and version), so a write's answer that arrives
+  after its deletion event cannot bring it back.
+- A kind is `synced` once its first full list is in; until then a reader must not take a
+  missing object for an absent one (at start-up a pod not yet listed is not a lost pod).
+
+Staleness can only cost a retry, never a wrong write: every write is fenced (status writes on
+the attempt, owned objects on their controller's UID, pods on their UID), and a refused fenced
+write makes the writer read the object from the API server again.
+
+Objects are kept without `managedFields`, and a results ConfigMap without its results' values
+(only their keys and the attempt fence are ever read): a thousand jobs' results stay out of the
+operator's memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from continuable.names import JOB_LABEL, KIND, RESULTS_ATTEMPT_KEY
+
+Object = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+# Tombstones kept per kind, oldest dropped first: enough for every write in flight.
+TOMBSTONES = 4096
+# The kinds of the objects the operator makes for a job, all labelled with the job's name.
+OWNED_KINDS = ("Pod", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
+
+
+def version(obj: Mapping[str, Any]) -> int | None:
+    """The object's resourceVersion as an integer (None when it is not one)."""
+    text = (obj.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(text) if text is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _newer(incoming: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
+    if current is None:
+        return True
+    new, old = version(incoming), version(current)
+    return new is None or old is None or new > old
+
+
+def trimmed(kind: str, obj: Mapping[str, Any]) -> Object:
+    """The object as the store keeps it: without managedFields; a ConfigMap's values dropped
+    but for the attempt fence."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    kept: Object = {**obj, "metadata": metadata}
+    if kind == "ConfigMap" and kept.get("data"):
+        kept["data"] = {
+            key: (value if key == RESULTS_ATTEMPT_KEY else "")
+            for key, value in kept["data"].items()
+        }
+    return kept
+
+
+class _Shelf:
+    """One kind's objects by (namespace, name), with its tombstones."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, Object] = {}
+        self.tombstones: OrderedDict[str, int | None] = OrderedDict()  # uid -> version
+        self.listed: set[str | None] = set()  # the namespaces listed (None: all of them)
+
+    def buried(self, obj: Mapping[str, Any]) -> bool:
+        uid = str((obj.get("metadata") or {}).get("uid"))
+        if uid not in self.tombstones:
+            return False
+        died, seen = self.tombstones[uid], version(obj)
+        return died is None or seen is None or seen <= died
+
+    def bury(self, obj: Mapping[str, Any]) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self.tombstones[uid] = version(obj)
+            self.tombstones.move_to_end(uid)
+            while len(self.tombstones) > TOMBSTONES:
+                self.tombstones.popitem(last=False)
+
+
+def _key(obj: Mapping[str, Any]) -> Key:
+    metadata = obj["metadata"]
+    return str(metadata.get("namespace") or ""), str(metadata["name"])
+
+
+class Store:
+    """The operator's in-memory view, safe to use from any thread. Readers get the stored
+    dicts themselves: they must not change them."""
+
+    def __init__(self, namespaces: Iterable[str] = ()) -> None:
+        """`namespaces`: those the operator serves (none: all), each listed before a kind is
+        synced."""
+        self._lock = threading.Lock()
+        self._shelves = {kind: _Shelf() for kind in (KIND, *OWNED_KINDS)}
+        self._synced = threading.Condition(self._lock)
+        self._scopes: set[str | None] = set(namespaces) or {None}
+
+    # Writing.
+
+    def apply(self, kind: str, event: str | None, obj: Mapping[str, Any]) -> Object | None:
+        """Take a watch event or a write's answer (`event` None, ADDED or MODIFIED: the object
+        is; DELETED: it is gone). Returns what was stored before it when the store changed,
+        the object itself when it is new, and None when the event was stale."""
+        shelf = self._shelves[kind]
+        key = _key(obj)
+        with self._lock:
+            current = shelf.objects.get(key)
+            if event == "DELETED":
+                if current is not None and not _newer(obj, current):
+                    # A newer object of that name (created again) outlived this deletion.
+                    same = current["metadata"].get("uid") == obj["metadata"].get("uid")
+                    if not same:
+                        shelf.bury(obj)
+                        return None
+                shelf.bury(obj)
+                shelf.objects.pop(key, None)
+                return current if current is not None else dict(obj)
+            if shelf.buried(obj) or not _newer(obj, current):
+                return None
+            shelf.objects[key] = trimmed(kind, obj)
+            return current if current is not None else shelf.objects[key]
+
+    def replace(
+        self,
+        kind: str,
+        objects: Iterable[Mapping[str, Any]],
+        listed: int | None,
+        *,
+        namespace: str | None = None,
+    ) -> list[tuple[str, Object | None, Object]]:
+        """A full list of the kind in a namespace (None: in all of them), at a start or a relist
+        after the watch fell behind: what it lacks was deleted meanwhile, unless the store's
+        copy is newer than the list. Returns what changed: (DELETED, the object, the object),
+        (LISTED, what was stored or None, the object)."""
+        shelf = self._shelves[kind]
+        fresh = {_key(o): o for o in objects}
+        changes: list[tuple[str, Object | None, Object]] = []
+        with self._lock:
+            for key, stored_object in list(shelf.objects.items()):
+                if key in fresh or (namespace is not None and key[0] != namespace):
+                    continue
+                stored = version(stored_object)
+                if listed is None or stored is None or stored <= listed:
+                    shelf.bury(stored_object)
+                    del shelf.objects[key]
+                    changes.append(("DELETED", stored_object, stored_object))
+            for key, obj in fresh.items():
+                current = shelf.objects.get(key)
+                if not shelf.buried(obj) and _newer(obj, current):
+                    shelf.objects[key] = trimmed(kind, obj)
+                    changes.append(("LISTED", current, shelf.objects[key]))
+            shelf.listed.add(namespace)
+            self._synced.notify_all()
+        return changes
+
+    # Reading.
+
+    def _listed(self, kind: str) -> bool:
+        return self._scopes <= self._shelves[kind].listed
+
+    def synced(self, kind: str) -> bool:
+        """Whether the kind's first list is in, in every namespace served."""
+        with self._lock:
+            return self._listed(kind)
+
+    def wait_synced(self, kinds: Iterable[str], timeout: float) -> bool:
+        """Wait until each of these kinds is synced (or the timeout passes)."""
+        wanted = tuple(kinds)
+        with self._synced:
+            return self._synced.wait_for(lambda: all(self._listed(k) for k in wanted), timeout)
+
+    def get(self, kind: str, namespace: str, name: str) -> Object | None:
+        with self._lock:
+            return self._shelves[kind].objects.get((namespace, name))
+
+    def job_objects(self, kind: str, namespace: str, job: str) -> list[Object]:
+        """The objects of the kind labelled with this job's name (its pods, say)."""
+        with self._lock:
+            return [
+                o
+                for (ns, _), o in self._shelves[kind].objects.items()
+                if ns == namespace and (o["metadata"].get("labels") or {}).get(JOB_LABEL) == job
+            ]
+
+    def in_namespace(self, kind: str, namespace: str) -> list[Object]:
+        with self._lock:
+            return [o for (ns, _), o in self._shelves[kind].objects.items() if ns == namespace]
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            return len(self._shelves[kind].objects)
