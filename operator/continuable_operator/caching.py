@@ -17,6 +17,12 @@ Staleness can only cost a retry, never a wrong write: every write is fenced (sta
 the attempt, owned objects on their controller's UID, pods on their UID), and a refused fenced
 write makes the writer read the object from the API server again.
 
+Every change the store takes, from either source, is told to `on_change(kind, event, old, new)`
+(event ADDED, MODIFIED, DELETED, or LISTED for one a list found new or changed; `old` None for a
+new object), once: a watch event that repeats a write's answer changes nothing and tells nothing,
+and a write's answer that comes first tells what its watch event would have (the reconcile that
+a pod's release or deletion calls for comes either way).
+
 Objects are kept without `managedFields`, and a results ConfigMap without its results' values
 (only their keys and the attempt fence are ever read): a thousand jobs' results stay out of the
 operator's memory.
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from continuable.names import JOB_LABEL, KIND, RESULTS_ATTEMPT_KEY
 
 Object = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
+OnChange = Callable[[str, str, "Object | None", "Object"], None]
 # Tombstones kept per kind, oldest dropped first: enough for every write in flight.
 TOMBSTONES = 4096
 # The kinds of the objects the operator makes for a job, all labelled with the job's name.
@@ -101,9 +108,10 @@ class Store:
     """The operator's in-memory view, safe to use from any thread. Readers get the stored
     dicts themselves: they must not change them."""
 
-    def __init__(self, namespaces: Iterable[str] = ()) -> None:
+    def __init__(self, namespaces: Iterable[str] = (), on_change: OnChange | None = None) -> None:
         """`namespaces`: those the operator serves (none: all), each listed before a kind is
         synced."""
+        self.on_change = on_change
         self._lock = threading.Lock()
         self._shelves = {kind: _Shelf() for kind in (KIND, *OWNED_KINDS)}
         self._synced = threading.Condition(self._lock)
@@ -111,10 +119,17 @@ class Store:
 
     # Writing.
 
-    def apply(self, kind: str, event: str | None, obj: Mapping[str, Any]) -> Object | None:
+    def apply(self, kind: str, event: str | None, obj: Mapping[str, Any]) -> bool:
         """Take a watch event or a write's answer (`event` None, ADDED or MODIFIED: the object
-        is; DELETED: it is gone). Returns what was stored before it when the store changed,
-        the object itself when it is new, and None when the event was stale."""
+        is; DELETED: it is gone); whether the store changed (False: the event was stale)."""
+        change = self._take(kind, event, obj)
+        if change is not None:
+            self._tell(kind, [change])
+        return change is not None
+
+    def _take(
+        self, kind: str, event: str | None, obj: Mapping[str, Any]
+    ) -> tuple[str, Object | None, Object] | None:
         shelf = self._shelves[kind]
         key = _key(obj)
         with self._lock:
@@ -128,11 +143,17 @@ class Store:
                         return None
                 shelf.bury(obj)
                 shelf.objects.pop(key, None)
-                return current if current is not None else dict(obj)
+                gone = current if current is not None else dict(obj)
+                return "DELETED", gone, gone
             if shelf.buried(obj) or not _newer(obj, current):
                 return None
             shelf.objects[key] = trimmed(kind, obj)
-            return current if current is not None else shelf.objects[key]
+            return ("ADDED" if current is None else "MODIFIED"), current, shelf.objects[key]
+
+    def _tell(self, kind: str, changes: list[tuple[str, Object | None, Object]]) -> None:
+        if self.on_change is not None:
+            for event, old, new in changes:
+                self.on_change(kind, event, old, new)
 
     def replace(
         self,
@@ -141,11 +162,10 @@ class Store:
         listed: int | None,
         *,
         namespace: str | None = None,
-    ) -> list[tuple[str, Object | None, Object]]:
+    ) -> None:
         """A full list of the kind in a namespace (None: in all of them), at a start or a relist
         after the watch fell behind: what it lacks was deleted meanwhile, unless the store's
-        copy is newer than the list. Returns what changed: (DELETED, the object, the object),
-        (LISTED, what was stored or None, the object)."""
+        copy is newer than the list."""
         shelf = self._shelves[kind]
         fresh = {_key(o): o for o in objects}
         changes: list[tuple[str, Object | None, Object]] = []
@@ -165,7 +185,7 @@ class Store:
                     changes.append(("LISTED", current, shelf.objects[key]))
             shelf.listed.add(namespace)
             self._synced.notify_all()
-        return changes
+        self._tell(kind, changes)
 
     # Reading.
 

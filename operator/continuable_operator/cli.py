@@ -20,7 +20,7 @@ import kopf
 from .caching import Store
 from .cluster import ClusterApi
 from .electing import KubeLeases, LeaseElector
-from .handlers import build_registry, on_owned_event, settings
+from .handlers import build_registry, on_store_change, settings
 from .informing import scopes, start_informers
 from .metrics import OperatorMetrics
 from .reconciling import Reconciler
@@ -112,6 +112,7 @@ async def _run(args: argparse.Namespace) -> None:
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
     store = Store(scopes(args.namespace))
     reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), store, metrics=metrics)
+    store.on_change = on_store_change(reconciler)
     ready, standby = asyncio.Event(), asyncio.Event()
     app = health_app(ready, standby, reconciler.scheduler.stalled)
     health = await serve_health(args.bind_address, args.health_port, app)
@@ -127,7 +128,7 @@ async def _run(args: argparse.Namespace) -> None:
             return
         standby.clear()
         elector.keep(_exit_on_lost_lease, stop)
-    _watch_owned(store, reconciler, args.namespace, stop)
+    _watch_owned(store, args.namespace, stop)
     try:
         await kopf.operator(
             registry=build_registry(reconciler),
@@ -144,9 +145,7 @@ async def _run(args: argparse.Namespace) -> None:
         await health.cleanup()
 
 
-def _watch_owned(
-    store: Store, reconciler: Reconciler, namespaces: list[str], stop: threading.Event
-) -> None:
+def _watch_owned(store: Store, namespaces: list[str], stop: threading.Event) -> None:
     """Start the informers of the objects made for jobs, on a client of their own (their
     watches hold a connection each; the reconciles' calls keep the other pool)."""
     from kubernetes import client
@@ -157,7 +156,6 @@ def _watch_owned(
         core=client.CoreV1Api(watching),
         rbac=client.RbacAuthorizationV1Api(watching),
         namespaces=namespaces,
-        on_event=on_owned_event(reconciler),
         stopped=stop,
     )
 

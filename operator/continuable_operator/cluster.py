@@ -42,6 +42,8 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 TIMEOUT = (5.0, 30.0)
 # The status of an ApiError when the API server gave no answer at all.
 NO_ANSWER = 0
+# Connections kept open to the API server: kopf's 16 workers, the 4 requeue workers and a few.
+CONNECTIONS = 32
 # A repeat of an Event within this many seconds of its last posting is counted on it (client-go
 # aggregates over 10 minutes too); after that it is news again.
 EVENT_REPEAT_SECONDS = 600
@@ -107,7 +109,11 @@ class ClusterApi:
         """`core`, `custom` and `rbac` stand in for the kubernetes client's API classes (tests)."""
         from kubernetes import client
 
-        self._client = client.ApiClient()
+        configuration = client.Configuration.get_default_copy()
+        # Every thread that calls may hold a connection (kopf's workers and the requeue
+        # workers); with fewer kept, each burst opens and drops TLS connections.
+        configuration.connection_pool_maxsize = CONNECTIONS
+        self._client = client.ApiClient(configuration)
         self._custom = custom or client.CustomObjectsApi(self._client)
         self._core = core or client.CoreV1Api(self._client)
         self._rbac = rbac or client.RbacAuthorizationV1Api(self._client)

@@ -91,6 +91,8 @@ class Draft:
         self.result = Plan()
         self.events: list[Action] = []
         self._after_next_write: list[Action] = []
+        # Written-after actions whose write is queued: they run at the end of the plan.
+        self._at_end: list[Action] = []
 
     @property
     def attempt(self) -> int:
@@ -133,7 +135,8 @@ class Draft:
     def after_write(self, action: Action) -> None:
         """An action that must follow the write of the status as the draft holds it now (a pod
         released only once its end is recorded). It waits for the next write, which may carry
-        more (the next attempt's launch): one status write per relaunch, not two."""
+        more (the next attempt's launch): one status write per relaunch, not two; and it runs
+        at the end of the plan, so the next attempt's pod is not kept waiting for it."""
         if self._changed() or self.checkpoint_reset is not None:
             self._after_next_write.append(action)
         else:
@@ -141,7 +144,7 @@ class Draft:
 
     def released(self) -> set[str]:
         """The pods whose finalizer this plan removes, now or after its next write."""
-        actions = [*self.result.actions, *self._after_next_write]
+        actions = [*self.result.actions, *self._after_next_write, *self._at_end]
         return {a.name for a in actions if isinstance(a, RemoveFinalizer)}
 
     def requeue(self, seconds: float) -> None:
@@ -177,11 +180,13 @@ class Draft:
             self.written = copy.deepcopy(self.status)
             self.written_attempt = int(self.status["attempt"])
             self.first_write = False
-        self.result.actions.extend(self._after_next_write)
+        self._at_end.extend(self._after_next_write)
         self._after_next_write.clear()
 
     def done(self) -> Plan:
         self.flush()
+        self.result.actions.extend(self._at_end)
+        self._at_end.clear()
         self.result.actions.extend(self.events)
         self.events.clear()
         return self.result

@@ -200,7 +200,29 @@ class Executor:
         `job` is None only for a plan of the job's orphaned pods (`plan_orphans`)."""
         by_name = {p["metadata"]["name"]: p for p in pods}
         status: dict[str, Any] = dict((job or {}).get("status") or {})
+        # Events wait until the plan's writes are done (or it stops): off the path from a pod's
+        # end to its replacement. Each follows the status write it describes, which succeeded
+        # since the loop got past it.
+        events: list[Emit] = []
+        try:
+            self._carry_out(job, plan, by_name, status, began, events)
+        finally:
+            for event in events:
+                self._post(job, event)
+
+    def _carry_out(
+        self,
+        job: Object | None,
+        plan: Plan,
+        by_name: Mapping[str, Object],
+        status: dict[str, Any],
+        began: float,
+        events: list[Emit],
+    ) -> None:
         for action in plan.actions:
+            if isinstance(action, Emit):
+                events.append(action)
+                continue
             if isinstance(action, RemoveFinalizer):
                 # Possibly a pod this job does not control (a deleted job's of the same name):
                 # found by name among the pods listed, as the planner saw it.
@@ -208,7 +230,7 @@ class Executor:
                 continue
             if job is None:
                 raise ValueError(f"{action} needs the job, which is gone")
-            namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+            namespace = job["metadata"]["namespace"]
             if isinstance(action, PatchStatus):
                 self._patch_status(job, status, action)
             elif isinstance(action, EnsureObject):
@@ -228,13 +250,18 @@ class Executor:
                 except ApiError as err:
                     if err.status not in (404, 409):
                         raise
-            elif isinstance(action, Emit):
-                try:
-                    self.api.emit(job, action.type, action.reason, action.message)
-                except ApiError as err:
-                    log.warning(
-                        "posting event %s on %s/%s failed: %s", action.reason, namespace, name, err
-                    )
+
+    def _post(self, job: Object | None, event: Emit) -> None:
+        if job is None:
+            raise ValueError(f"{event} needs the job, which is gone")
+        try:
+            self.api.emit(job, event.type, event.reason, event.message)
+        except ApiError as err:
+            metadata = job["metadata"]
+            log.warning(
+                "posting event %s on %s/%s failed: %s",
+                *(event.reason, metadata["namespace"], metadata["name"], err),
+            )
 
     # Status.
 

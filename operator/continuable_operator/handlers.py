@@ -4,7 +4,8 @@
 - found at start-up: reconcile it, except a finished one, which only waits for its TTL: its
   reconcile goes to the scheduler a little later, so the running and pending jobs go first;
 - a job pod changed in a way that matters (`pod_matters`: phase, deletion, node, finalizers),
-  as the pods' informer (`informing.py`) tells: reconcile its job, through the scheduler;
+  as the store tells (from the pods' informer, `informing.py`, or the operator's own write):
+  reconcile its job, through the scheduler;
 - a job being deleted (a `deletionTimestamp`: a foreground deletion waits for its pods, which
   wait for their finalizers; kopf calls no update handler then) or deleted: a reconcile soon
   (from the scheduler), which records what it can, releases the pods and, once the job is gone,
@@ -120,9 +121,10 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
     return registry
 
 
-def on_owned_event(reconciler: Reconciler) -> Callable[[str, str, Object | None, Object], None]:
-    """The informers' callback: a pod's change that matters schedules its job's reconcile now
-    (the scheduler's workers run it; the informer thread only reads its watch)."""
+def on_store_change(reconciler: Reconciler) -> Callable[[str, str, Object | None, Object], None]:
+    """The store's listener: a pod's change that matters, seen by its watch or in the answer to
+    the operator's own write, schedules its job's reconcile (the scheduler's workers run it;
+    neither the informer thread nor the writer waits for it)."""
 
     def changed(kind: str, event: str, old: Object | None, new: Object) -> None:
         metadata = new.get("metadata") or {}

@@ -10,9 +10,8 @@ A watch that ends is resumed from the last version seen; one the API server no l
 resume (410 Gone, or an ERROR event) is replaced by a new list. Failures are retried with a
 backoff capped at `RETRY_MAX_SECONDS`; the thread ends only when stopped.
 
-`on_event(kind, type, old, new)` is called for each change the store took (`old` None for a new
-object; type LISTED for one a list found new or changed): the handlers turn a pod's into a
-reconcile of its job.
+The store tells its listener of each change it takes (`caching.py`): the handlers turn a pod's
+into a reconcile of its job.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from .caching import OWNED_KINDS, Store
 
 log = logging.getLogger(__name__)
 Object = dict[str, Any]
-OnEvent = Callable[[str, str, Object | None, Object], None]
 # Objects per page of a list: a few MB at most, as client-go's reflector pages.
 PAGE = 500
 # A watch is ended by the API server after this long and resumed; short enough that a
@@ -99,7 +97,6 @@ class Informer:
         *,
         namespace: str | None,
         list_call: Callable[..., Any],
-        on_event: OnEvent,
         stopped: threading.Event,
         wanted: Callable[[str], bool] = lambda _: True,
     ) -> None:
@@ -110,7 +107,6 @@ class Informer:
         self.kind = kind
         self.namespace = namespace
         self._list_call = list_call
-        self._on_event = on_event
         self._stopped = stopped
 
     def _call(self, **kwargs: Any) -> Any:
@@ -140,10 +136,8 @@ class Informer:
         for item in items:
             item.setdefault("kind", self.kind)
         version = int(listed) if listed.isdigit() else None
-        changes = self.store.replace(self.kind, items, version, namespace=self.namespace)
+        self.store.replace(self.kind, items, version, namespace=self.namespace)
         log.debug("listed %d %s at version %s", len(items), self.kind, listed)
-        for event, old, new in changes:
-            self._on_event(self.kind, event, old, new)
         return listed
 
     def watch(self, since: str) -> str:
@@ -163,9 +157,7 @@ class Informer:
                 if kind == "BOOKMARK" or not self._wanted(_namespace(obj)):
                     continue
                 obj.setdefault("kind", self.kind)
-                old = self.store.apply(self.kind, kind, obj)
-                if old is not None:
-                    self._on_event(self.kind, kind, None if old is obj else old, obj)
+                self.store.apply(self.kind, kind, obj)
         finally:
             response.release_conn()
         return since
@@ -210,7 +202,6 @@ def start_informers(
     core: Any,
     rbac: Any,
     namespaces: list[str],
-    on_event: OnEvent,
     stopped: threading.Event,
 ) -> list[Informer]:
     """One informer thread per owned kind and namespace served (`namespaces` as given to
@@ -228,7 +219,6 @@ def start_informers(
                 kind,
                 namespace=namespace,
                 list_call=call,
-                on_event=on_event,
                 stopped=stopped,
                 wanted=lambda ns: serves(namespaces, ns),
             )

@@ -150,6 +150,8 @@ def _run(draft: Draft, shared: str | None) -> None:
         )
     follow = restarting.restart(draft, request) if request is not None else []
     if draft.finished:
+        # Ended by this plan: the TTL counts from now, and no later event need come to start it.
+        pausing.expire_when_due(draft)
         return
     if pausing.is_suspended(draft):
         pausing.suspend(draft)

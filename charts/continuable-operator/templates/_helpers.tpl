@@ -139,8 +139,9 @@ RBAC rules of the operator's own logic, in every namespace it watches.
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # Application: the per-job Role and RoleBinding. The Role grants get on the job
-# (resourceNames), get/patch on its status and its results ConfigMap and get on its pod: all
-# held by the operator itself, so neither `escalate` nor `bind` is needed.
+# (resourceNames), get/patch on its status and its results ConfigMap and get on its pods (a
+# block of 8 attempts): all held by the operator itself, so neither `escalate` nor `bind` is
+# needed.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

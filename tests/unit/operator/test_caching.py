@@ -27,25 +27,38 @@ def _phase(store: Store, name: str, namespace: str = "batch") -> str | None:
     return None if found is None else found["status"]["phase"]
 
 
-def test_a_watch_event_older_than_a_writes_answer_is_dropped() -> None:
+def _told(store: Store) -> list[tuple[str, str | None, str]]:
+    """What the store tells its listener: (event, old phase, new phase)."""
+    told: list[tuple[str, str | None, str]] = []
+
+    def listen(kind: str, event: str, old: Any, new: Any) -> None:
+        told.append((event, old and old["status"]["phase"], new["status"]["phase"]))
+
+    store.on_change = listen
+    return told
+
+
+def test_a_watch_event_older_than_a_writes_answer_is_dropped_and_told_nothing() -> None:
     store = Store()
-    assert store.apply("Pod", None, _pod("a", 7)) is not None  # our write's answer
-    assert store.apply("Pod", "MODIFIED", _pod("a", 5)) is None  # the watch, lagging
+    told = _told(store)
+    assert store.apply("Pod", None, _pod("a", 7))  # our write's answer
+    assert not store.apply("Pod", "MODIFIED", _pod("a", 5))  # the watch, lagging
+    assert not store.apply("Pod", "MODIFIED", _pod("a", 7))  # the watch, repeating it
     assert _phase(store, "a") == "v7"
-    old = store.apply("Pod", "MODIFIED", _pod("a", 9))
-    assert old is not None
-    assert old["status"]["phase"] == "v7"
+    assert store.apply("Pod", "MODIFIED", _pod("a", 9))
     assert _phase(store, "a") == "v9"
+    # Each change told once, whichever source brought it first.
+    assert told == [("ADDED", None, "v7"), ("MODIFIED", "v7", "v9")]
 
 
 def test_a_writes_answer_after_the_deletion_cannot_bring_the_object_back() -> None:
     store = Store()
     store.apply("Pod", "ADDED", _pod("a", 3))
     store.apply("Pod", "DELETED", _pod("a", 8))
-    assert store.apply("Pod", None, _pod("a", 6)) is None
+    assert not store.apply("Pod", None, _pod("a", 6))
     assert store.get("Pod", "batch", "a") is None
     # Another object of that name (another UID) is news.
-    assert store.apply("Pod", "ADDED", _pod("a", 9, uid="second")) is not None
+    assert store.apply("Pod", "ADDED", _pod("a", 9, uid="second"))
     assert _phase(store, "a") == "v9"
 
 
@@ -61,15 +74,13 @@ def test_a_list_replaces_what_it_covers_but_keeps_what_is_newer_than_it() -> Non
     store.apply("Pod", "ADDED", _pod("gone", 3))
     store.apply("Pod", "ADDED", _pod("created-after-the-list", 12))
     store.apply("Pod", "ADDED", _pod("elsewhere", 2, namespace="other"))
-    changes = store.replace("Pod", [_pod("kept", 5)], 10, namespace="batch")
+    told = _told(store)
+    store.replace("Pod", [_pod("kept", 5)], 10, namespace="batch")
     assert store.get("Pod", "batch", "gone") is None
     assert _phase(store, "created-after-the-list") == "v12"
     assert _phase(store, "kept") == "v5"
     assert _phase(store, "elsewhere", "other") == "v2"
-    assert sorted((event, new["metadata"]["name"]) for event, _, new in changes) == [
-        ("DELETED", "gone"),
-        ("LISTED", "kept"),
-    ]
+    assert sorted(told) == [("DELETED", "v3", "v3"), ("LISTED", None, "v5")]
     assert not store.synced("Pod")  # "other" not listed yet
     store.replace("Pod", [], 10, namespace="other")
     assert store.synced("Pod")

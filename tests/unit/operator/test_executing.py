@@ -870,7 +870,7 @@ def test_no_reconcile_starts_before_the_first_lists_are_in(
 
 def test_a_relaunch_records_and_launches_in_one_status_write_then_releases_the_old_pod() -> None:
     """The end of attempt 1 and the raise to attempt 2 go in one write fenced on attempt 1;
-    the old pod's finalizer goes only after it, and the new pod after that."""
+    then the new pod; the old pod's finalizer and the Events after it, off the new pod's path."""
     disrupted = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
     evicted = pod(1, "Failed", exit_code=143, conditions=[disrupted])
     evicted["metadata"]["namespace"] = NS
@@ -888,4 +888,29 @@ def test_a_relaunch_records_and_launches_in_one_status_write_then_releases_the_o
     created = [args[0]["metadata"]["name"] for args in cluster.called("create")]
     assert created[-1] == "report-2"
     last_create = len(order) - 1 - order[::-1].index("create")
-    assert order.index("patch_job") < order.index("remove_finalizer") < last_create
+    assert order.index("patch_job") < last_create < order.index("remove_finalizer")
+    assert order.index("remove_finalizer") < order.index("emit")
+
+
+def test_events_wait_for_the_plans_writes_and_are_posted_even_when_a_later_one_fails() -> None:
+    """An Event is off the path from a pod's end to its replacement: posted after the plan's
+    writes, and still posted when a later write fails, since the transition it tells of was
+    written."""
+    cluster = FakeCluster(_job(1))
+    cluster.fail["create"] = [ApiError(500, "InternalError", "etcd leader changed")]
+    with pytest.raises(ApiError):
+        _run(
+            cluster,
+            PatchStatus({"phase": "Running"}, 1),
+            Emit("Normal", "Running", "pod report-1 runs"),
+            EnsureObject(_config_map(UID, {"attempt": "1"})),
+        )
+    assert [name for name, _ in cluster.calls] == ["patch_job", "create", "emit"]
+
+
+def test_the_event_of_a_refused_status_write_is_never_posted() -> None:
+    cluster = FakeCluster(_job(1))
+    cluster.fail["patch_job"] = [ApiError(500, "InternalError", "etcd leader changed")]
+    with pytest.raises(ApiError):
+        _run(cluster, PatchStatus({"phase": "Running"}, 1), Emit("Normal", "Running", "runs"))
+    assert cluster.events == []

@@ -10,7 +10,7 @@ import pytest
 from continuable_operator.handlers import (
     FINISHED_RESUME_DELAY_SECONDS,
     build_registry,
-    on_owned_event,
+    on_store_change,
     pod_matters,
 )
 
@@ -111,7 +111,7 @@ def test_a_pod_event_is_reconciled_only_when_it_changes_what_the_planner_acts_on
 
 def test_a_pod_event_that_matters_schedules_its_job_and_no_other_kind_does() -> None:
     reconciler = mock.Mock()
-    changed = on_owned_event(reconciler)
+    changed = on_store_change(reconciler)
     changed("Pod", "MODIFIED", _pod("Running"), _pod("Failed"))
     changed("ConfigMap", "MODIFIED", None, _pod("Failed"))
     reconciler.schedule.assert_called_once_with("batch", "report", 0)

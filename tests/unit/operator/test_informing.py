@@ -56,20 +56,13 @@ class Script:
 
 
 def _informer(script: Script) -> tuple[Informer, Store, list[tuple[str, str, str]]]:
-    store = Store()
     seen: list[tuple[str, str, str]] = []
 
-    def on_event(kind: str, event: str, old: Any, new: Any) -> None:
+    def on_change(kind: str, event: str, old: Any, new: Any) -> None:
         seen.append((event, new["metadata"]["name"], new["status"]["phase"]))
 
-    informer = Informer(
-        store,
-        "Pod",
-        namespace=None,
-        list_call=script,
-        on_event=on_event,
-        stopped=threading.Event(),
-    )
+    store = Store(on_change=on_change)
+    informer = Informer(store, "Pod", namespace=None, list_call=script, stopped=threading.Event())
     return informer, store, seen
 
 

@@ -111,12 +111,23 @@ def test_named_service_account_is_used_and_none_created(job: dict[str, Any]) -> 
 
 def test_role_grants_only_this_jobs_objects(job: dict[str, Any]) -> None:
     rules = build_role(job, 4)["rules"]
+    block = tuple(f"report-{n}" for n in range(1, 9))
     assert {(r["resources"][0], tuple(r["resourceNames"]), tuple(r["verbs"])) for r in rules} == {
         ("continuablejobs", ("report",), ("get",)),
         ("continuablejobs/status", ("report",), ("get", "patch")),
         ("configmaps", ("report-results",), ("get", "patch")),
-        ("pods", ("report-4",), ("get",)),
+        ("pods", block, ("get",)),
     }
+
+
+@pytest.mark.parametrize(("attempt", "same_as"), [(1, 8), (9, 16), (17, 24)])
+def test_the_role_changes_once_per_block_of_attempts_not_at_every_relaunch(
+    job: dict[str, Any], attempt: int, same_as: int
+) -> None:
+    assert build_role(job, attempt) == build_role(job, same_as)
+    assert build_role(job, attempt) != build_role(job, same_as + 1)
+    pods = next(r for r in build_role(job, attempt)["rules"] if r["resources"] == ["pods"])
+    assert f"report-{attempt}" in pods["resourceNames"]
 
 
 def test_owned_objects(job: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from continuable_operator.actions import (
     ClearRestartRequest,
     CreatePod,
@@ -118,9 +120,11 @@ def test_interruption_relaunches_at_once_in_one_write_recorded_before_the_finali
     )
     result = plan(job, [evicted], NOW)
     kinds = _kinds(result)
-    # The end of attempt 1 and the launch of attempt 2 in one status write, then the release.
+    # The end of attempt 1 and the launch of attempt 2 in one status write; the old pod's
+    # release last, so the new pod does not wait for it.
     assert kinds.count("PatchStatus") == 1
-    assert kinds[:3] == ["PatchStatus", "Emit", "RemoveFinalizer"]
+    assert kinds[0] == "PatchStatus"
+    assert kinds.index("CreatePod") < kinds.index("RemoveFinalizer")
     written = result.actions[0]
     assert isinstance(written, PatchStatus)
     assert written.fields["interruptions"] == 1
@@ -346,6 +350,20 @@ def test_ttl_deletes_a_finished_job_when_due(job: dict[str, Any]) -> None:
     assert plan(job, [done], NOW).requeue_after == 40.0
     later = plan(job, [done], NOW + timedelta(seconds=41))
     assert [type(a).__name__ for a in later.actions] == ["DeleteJob"]
+
+
+@pytest.mark.parametrize(("phase", "exit_code"), [("Succeeded", 0), ("Failed", 1)])
+def test_the_plan_that_finishes_a_job_counts_down_its_ttl(
+    job: dict[str, Any], phase: str, exit_code: int
+) -> None:
+    """No later event may come to start the TTL (the operator's own writes tell it nothing new):
+    the plan that records the end requeues at the TTL itself (an e2e run lost the deletion)."""
+    job["spec"]["ttlSecondsAfterFinished"] = 2
+    job["spec"]["backoffLimit"] = 0
+    _running(job)
+    result = plan(job, [pod(1, phase, exit_code=exit_code)], NOW)
+    assert _status(result)["phase"] == phase
+    assert result.requeue_after == 2.0
 
 
 def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str, Any]) -> None:
