@@ -80,6 +80,9 @@ class Job:
         self._observer = observer
         self.outcome: Outcome | None = None
         self._entered = False
+        # Made here, so that `interrupt()` may come before the attempt has started.
+        self._stopping = Stopping(on_request=self._raise_attention)
+        self._writing = False  # whether the checkpoint writer exists (to be woken)
 
     # Lifecycle.
 
@@ -90,8 +93,7 @@ class Job:
         logs.configure()
         self._backend = self._backend_given or default_backend()
         # The one flag the hot path reads: raised when set() must do more than store a cursor.
-        self._attention = self._observer is not None
-        self._stopping = Stopping(on_request=self._raise_attention)
+        self._attention = self._observer is not None or self._stopping.asked
         try:
             snapshot = retrying(
                 self._backend.load, what="loading the checkpoint", give_up=self._stopping.give_up
@@ -123,6 +125,7 @@ class Job:
         if self._handle_signals:
             self._stopping.install_signal_handlers()
         self._checkpointer.start()
+        self._writing = True
         return self
 
     def __exit__(
@@ -151,6 +154,14 @@ class Job:
         if self._exit_process and self.outcome.exit_code != 0:
             raise SystemExit(self.outcome.exit_code) from None
         return exc is not None
+
+    def interrupt(self, why: str = "interrupt() was called") -> None:
+        """Ask this attempt to stop at its next safe point, as SIGTERM does: the cursor is saved
+        with the stop reason `Interrupted`, and the job exits 75 (with `exit_process=False`:
+        `outcome` says Interrupted). For a job that signals do not reach (one run on a thread
+        with `handle_signals=False`, or embedded in a harness); safe from any thread, and before
+        the attempt has started (it then stops at its first step)."""
+        self._request_termination(why)
 
     @property
     def resumed(self) -> bool:
@@ -325,7 +336,8 @@ class Job:
 
     def _raise_attention(self) -> None:
         self._attention = True
-        self._checkpointer.wake()
+        if self._writing:
+            self._checkpointer.wake()
 
     def _hold_back_next(self) -> None:
         """The writer says the job is overdue: the next set() holds back. Not `_raise_attention`:

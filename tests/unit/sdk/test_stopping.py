@@ -229,3 +229,51 @@ def test_interrupted_and_fenced_out_are_both_base_exceptions() -> None:
     for stop in (Interrupted, FencedOut):
         assert issubclass(stop, BaseException)
         assert not issubclass(stop, Exception)
+
+
+def test_interrupt_from_another_thread_stops_the_attempt_with_its_cursor_saved() -> None:
+    """A job on a thread of its own (no signal handlers) is stopped by `interrupt()`, as SIGTERM
+    stops one in a pod: the cursor reached is saved with the stop reason Interrupted."""
+    backend = MemoryBackend(Settings(interval_seconds=60))
+    started, done = threading.Event(), []
+    job = Job(backend=backend, exit_process=False, handle_signals=False)
+
+    def work() -> None:
+        with job:
+
+            @job.step
+            def loop(step: Step) -> None:
+                for i in step.range(1_000_000):
+                    done.append(i)
+                    started.set()
+                    time.sleep(0.001)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert started.wait(5)
+    job.interrupt("the bench evicted the pod")
+    thread.join(5)
+    assert not thread.is_alive()
+    assert job.outcome is not None
+    assert job.outcome.stop_reason == "Interrupted"
+    assert job.outcome.exit_code == 75
+    assert backend.checkpoint is not None
+    assert backend.checkpoint["stopReason"] == "Interrupted"
+    saved = backend.checkpoint["steps"][0]["cursor"]
+    assert saved == len(done)  # every item done is saved: the next attempt repeats none
+
+
+def test_interrupt_before_the_attempt_starts_stops_it_at_its_first_step() -> None:
+    backend = MemoryBackend()
+    job = Job(backend=backend, exit_process=False, handle_signals=False)
+    job.interrupt("evicted while starting")
+    ran: list[str] = []
+    with job:
+
+        @job.step
+        def first(step: Step) -> None:
+            ran.append("first")
+
+    assert ran == []
+    assert job.outcome is not None
+    assert job.outcome.exit_code == 75
