@@ -89,6 +89,10 @@ k8s-bin: ## Build the pinned Kubernetes (kubelet, kube-proxy too), etcd and helm
 prometheus-bin: ## Build the pinned Prometheus server and promtool into ~/.cache/continuable (once).
 	bash tests/cluster/build_prometheus.sh >/dev/null
 
+.PHONY: kwok-bin
+kwok-bin: ## Build the pinned kwok (fake nodes for `make bench-scale`) into ~/.cache/continuable (once).
+	bash tests/cluster/build_kwok.sh >/dev/null
+
 .PHONY: node-packages
 node-packages: ## Install the real node's Debian packages (containerd, runc, CNI plugins, buildah, ...) if missing.
 	bash tests/cluster/realnode/install_packages.sh
@@ -124,6 +128,10 @@ bench: $(BENCH_STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not 
 	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
 	PYTHONPATH=. $(BIN)/python bench/operator_load.py
 	PYTHONPATH=. $(BIN)/python bench/versus_job.py
+
+.PHONY: bench-scale
+bench-scale: $(BENCH_STAMP) k8s-bin kwok-bin ## The operator at 100, 300 and 1,000 jobs on kwok nodes, then restarted among 5,000 finished ones (about 30 minutes).
+	PYTHONPATH=. $(BIN)/python bench/scale.py
 
 .PHONY: bench-versus-job
 bench-versus-job: $(BENCH_STAMP) k8s-bin ## Only the ContinuableJob against batch/v1 Job comparison of `make bench`.

@@ -40,6 +40,7 @@ class Request:
     user: str
     agent: str
     at: float  # seconds since the epoch, when answered
+    name: str = ""  # the object's (empty for a list, or a create by generateName)
 
 
 def read(path: Path) -> list[Request]:
@@ -58,6 +59,7 @@ def read(path: Path) -> list[Request]:
                 (entry.get("user") or {}).get("username", ""),
                 entry.get("userAgent", ""),
                 stamp.timestamp(),
+                ref.get("name", ""),
             )
         )
     return requests

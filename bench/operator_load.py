@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from typing import Any
 import auditing
 from kubernetes import client, config
 from podclock import PodClock
+from sampling import cpu_seconds, percentile, rss_mib
 from tabulating import print_table
 
 from tests.cluster.operating import OperatorProcess
@@ -37,22 +37,10 @@ JOBS = 100
 TICKS = "bench/jobs/ticker.py"
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _usage(pid: int, seconds: float) -> tuple[float, float]:
-    began, cpu = time.monotonic(), _cpu_seconds(pid)
+    began, cpu = time.monotonic(), cpu_seconds(pid)
     time.sleep(seconds)
-    return (_cpu_seconds(pid) - cpu) / (time.monotonic() - began) * 100, _rss_mib(pid)
+    return (cpu_seconds(pid) - cpu) / (time.monotonic() - began) * 100, rss_mib(pid)
 
 
 def bench_relaunch(
@@ -116,11 +104,6 @@ def bench_load(
     return idle, loaded
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
-
-
 def is_operator(request: auditing.Request) -> bool:
     """The operator's requests: the bench's own user, but neither kubectl nor the bench's
     watch; never a node's, a pod's or a control plane component's (system:...)."""
@@ -157,8 +140,8 @@ def main() -> None:
             with temporary_namespace(cluster.kubectl, "load", prefix="op-") as namespace:
                 (idle_cpu, idle_rss), (cpu, rss) = bench_load(cluster.kubectl, operator, namespace)
                 cluster.kubectl("delete", "cjob", "--all", "-n", namespace, "--wait=false")
-    p50, p99 = statistics.median(relaunch), _percentile(relaunch, 0.99)
-    s50, s99 = statistics.median(start), _percentile(start, 0.99)
+    p50, p99 = statistics.median(relaunch), percentile(relaunch, 0.99)
+    s50, s99 = statistics.median(start), percentile(start, 0.99)
     rows = [
         ("benchmark", "measured", "baseline", "ratio"),
         (

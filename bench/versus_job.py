@@ -32,7 +32,7 @@ from typing import Any
 
 from kubernetes import client, config
 from podclock import PodClock
-from tabulating import print_table
+from tabulating import markdown_table, print_table
 
 from tests.cluster.operating import OperatorProcess
 from tests.cluster.processnode import NodeConfig, ProcessNodes
@@ -304,12 +304,7 @@ def main() -> None:
     rows = table(VARIANTS)
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    (RESULTS / "versus-job.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "versus-job.md").write_text(markdown_table(rows))
     figures = {v.key: {"delays": v.delays, "redone": v.redone, "wall": v.wall} for v in VARIANTS}
     (RESULTS / "versus-job.json").write_text(json.dumps(figures, indent=1) + "\n")
     plot(VARIANTS, RESULTS / "versus-job.png")

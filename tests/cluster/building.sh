@@ -1,11 +1,11 @@
 # shellcheck shell=bash
-# Sourced by build_binaries.sh and build_prometheus.sh; not run on its own.
+# Sourced by build_binaries.sh, build_prometheus.sh and build_kwok.sh; not run on its own.
 #
-# Both scripts build pinned Go binaries into a cache folder outside the repo whose name carries
-# the pins, and both must behave alike around the build itself: a usable prebuilt folder or a
+# The scripts build pinned Go binaries into a cache folder outside the repo whose name carries
+# the pins, and all must behave alike around the build itself: a usable prebuilt folder or a
 # finished build is a no-op, two callers never build one folder at once, an interrupted build
 # never leaves a folder that looks complete, progress goes to stderr and the folder is the LAST
-# line of stdout. That part lives here, once, so the two cannot drift apart; each script keeps
+# line of stdout. That part lives here, once, so they cannot drift apart; each script keeps
 # only its pins and its build steps:
 #
 #     set -euo pipefail
