@@ -651,9 +651,9 @@ def main() -> None:
         )
         relaunches = len(reactions(requests, window.began, window.ended))
         divisor = per or max(relaunches, 1)
-        breakdown = [("request", "count")] + [
-            (k, f"{v / divisor:.2f}") for k, v in calls.most_common()
-        ]
+        breakdown = [("request", "count")] + (
+            [(k, f"{v / divisor:.2f}") for k, v in calls.most_common()] or [("none", "0")]
+        )
         print(f"\nthe operator's requests at {last.jobs} jobs, {title} (audit log):")
         print_table(breakdown)
         text += f"\nThe operator's requests at {last.jobs} jobs, {title}:\n\n"
