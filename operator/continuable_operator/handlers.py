@@ -2,7 +2,8 @@
 
 - a ContinuableJob created or changed (spec or annotations): reconcile it;
 - found at start-up: reconcile it, except a finished one, which only waits for its TTL: its
-  reconcile goes to the scheduler a little later, so the running and pending jobs go first;
+  reconcile goes to the background queue a little later, so the running and pending jobs, and
+  every pod that ends meanwhile, go first;
 - a job pod changed in a way that matters (`pod_matters`: phase, deletion, node, finalizers),
   as the store tells (from the pods' informer, `informing.py`, or the operator's own write):
   reconcile its job, through the scheduler;
@@ -93,7 +94,7 @@ def build_registry(reconciler: Reconciler) -> kopf.OperatorRegistry:
         if not namespace:
             return
         if status.get("phase") in FINISHED_PHASES:
-            reconciler.schedule(namespace, name, FINISHED_RESUME_DELAY_SECONDS)
+            reconciler.schedule(namespace, name, FINISHED_RESUME_DELAY_SECONDS, background=True)
         else:
             reconciler.reconcile(namespace, name)
 

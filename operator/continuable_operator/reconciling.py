@@ -53,6 +53,7 @@ ERROR_RETRY_MAX_SECONDS = 60.0
 # Threads that run due requeues: enough that one slow reconcile does not hold up the others,
 # few next to kopf's 16 (the API rate limit is shared anyway).
 REQUEUE_WORKERS = 4
+BACKGROUND_WORKERS = 1
 
 
 def error_retry(failures: int) -> float:
@@ -106,6 +107,14 @@ class Reconciler:
         self.scheduler: Scheduler[Key] = Scheduler(
             lambda key: self.reconcile(*key), workers=requeue_workers, clock=monotonic
         )
+        # Work that may wait (finished jobs looked at after a start): its own queue and worker,
+        # so thousands of it never stand between a pod's end and its job's reconcile.
+        self.background: Scheduler[Key] = Scheduler(
+            lambda key: self.reconcile(*key),
+            workers=min(requeue_workers, BACKGROUND_WORKERS),
+            clock=monotonic,
+            name="background",
+        )
         self.executor = Executor(api, store, clock=lambda: self.clock(), metrics=self.metrics)
         self._slots: dict[Key, _Slot] = {}
         self._slots_guard = threading.Lock()
@@ -121,6 +130,7 @@ class Reconciler:
             with slot.lock:
                 # This reconcile decides the next one: a requeue set before it is stale.
                 self.scheduler.cancel(key)
+                self.background.cancel(key)
                 began = time.monotonic()
                 try:
                     retry, gone = self._reconcile(namespace, name, began, slot)
@@ -143,12 +153,16 @@ class Reconciler:
                 if gone and slot.users == 0:
                     del self._slots[key]
 
-    def schedule(self, namespace: str, name: str, delay: float) -> None:
-        """Reconcile after `delay` seconds, unless one is due sooner."""
-        self.scheduler.schedule((namespace, name), delay)
+    def schedule(
+        self, namespace: str, name: str, delay: float, *, background: bool = False
+    ) -> None:
+        """Reconcile after `delay` seconds, unless one is due sooner; `background`: behind
+        every other reconcile (in a queue of its own)."""
+        (self.background if background else self.scheduler).schedule((namespace, name), delay)
 
     def stop(self) -> None:
         self.scheduler.stop()
+        self.background.stop()
 
     def _reconcile(
         self, namespace: str, name: str, began: float, slot: _Slot

@@ -36,7 +36,9 @@ def test_at_start_up_a_finished_job_waits_behind_the_running_ones(phase: str) ->
     resumed = _handler(reconciler, "_changing", "job_resumed")
     resumed(namespace="batch", name="report", status={"phase": phase})
     reconciler.reconcile.assert_not_called()
-    reconciler.schedule.assert_called_once_with("batch", "report", FINISHED_RESUME_DELAY_SECONDS)
+    reconciler.schedule.assert_called_once_with(
+        "batch", "report", FINISHED_RESUME_DELAY_SECONDS, background=True
+    )
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,18 @@ def test_a_job_found_gone_leaves_nothing_behind(clock: Clock) -> None:
     assert reconciler.scheduler.run_due() == 100
     assert len(reconciler.scheduler) == 0
     assert reconciler._slots == {}
+
+
+def test_finished_jobs_looked_at_after_a_start_never_delay_a_pods_reconcile(clock: Clock) -> None:
+    """After a restart thousands of finished jobs are due at once; a pod that ends meanwhile is
+    reconciled first (the restart of the bench found relaunches waiting 5 s behind them)."""
+    reconciler = _reconciler(object(), clock)
+    ran: list[str] = []
+    reconciler._reconcile = lambda ns, name, *_: (ran.append(name), (None, False))[1]  # type: ignore[method-assign]
+    for index in range(1000):
+        reconciler.schedule("batch", f"done-{index}", 10, background=True)
+    clock.now += 20
+    reconciler.schedule("batch", "running", 0)  # its pod just ended
+    assert reconciler.scheduler.run_due() == 1
+    assert ran == ["running"]
+    assert reconciler.background.run_due() == 1000
