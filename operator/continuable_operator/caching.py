@@ -192,11 +192,6 @@ class Store:
     def _listed(self, kind: str) -> bool:
         return self._scopes <= self._shelves[kind].listed
 
-    def synced(self, kind: str) -> bool:
-        """Whether the kind's first list is in, in every namespace served."""
-        with self._lock:
-            return self._listed(kind)
-
     def wait_synced(self, kinds: Iterable[str], timeout: float) -> bool:
         """Wait until each of these kinds is synced (or the timeout passes)."""
         wanted = tuple(kinds)
@@ -215,11 +210,3 @@ class Store:
                 for (ns, _), o in self._shelves[kind].objects.items()
                 if ns == namespace and (o["metadata"].get("labels") or {}).get(JOB_LABEL) == job
             ]
-
-    def in_namespace(self, kind: str, namespace: str) -> list[Object]:
-        with self._lock:
-            return [o for (ns, _), o in self._shelves[kind].objects.items() if ns == namespace]
-
-    def count(self, kind: str) -> int:
-        with self._lock:
-            return len(self._shelves[kind].objects)

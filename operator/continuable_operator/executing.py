@@ -177,23 +177,21 @@ class Executor:
         found the store behind), kept in the store."""
         if not fresh:
             return self.store.get(kind, namespace, name)
-        found = self.api.get(kind, namespace, name)
+        return self._kept(kind, namespace, name, self.api.get(kind, namespace, name))
+
+    def fresh_job(self, namespace: str, name: str) -> Object | None:
+        """The job as the API server has it now, kept in the store."""
+        return self._kept(KIND, namespace, name, self.api.get_job(namespace, name))
+
+    def _kept(self, kind: str, namespace: str, name: str, found: Object | None) -> Object | None:
+        """What a read of the API server found, kept in the store; None (gone) removes the
+        store's copy."""
         if found is None:
             stored = self.store.get(kind, namespace, name)
             if stored is not None:
                 self.store.apply(kind, "DELETED", stored)
             return None
         return self._remember(kind, found)
-
-    def fresh_job(self, namespace: str, name: str) -> Object | None:
-        """The job as the API server has it now, kept in the store."""
-        job = self.api.get_job(namespace, name)
-        if job is None:
-            stored = self.store.get(KIND, namespace, name)
-            if stored is not None:
-                self.store.apply(KIND, "DELETED", stored)
-            return None
-        return self._remember(KIND, job)
 
     def execute(self, job: Object | None, pods: Sequence[Object], plan: Plan, began: float) -> None:
         """Carry out the plan's actions in order; raises `Stop` when the rest must not run.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 # kopf's own matching of --namespace patterns (not exported): the informers must serve exactly
@@ -29,6 +29,7 @@ from kopf._cogs.structs.references import (
     match_namespace,
     select_specific_namespaces,
 )
+from kubernetes.watch.watch import iter_resp_lines
 
 from continuable.names import JOB_LABEL
 
@@ -149,9 +150,11 @@ class Informer:
             timeout_seconds=WATCH_SECONDS,
         )
         try:
-            for line in _lines(response):
+            for line in iter_resp_lines(response):
                 if self._stopped.is_set():
                     break
+                if not line.strip():
+                    continue
                 kind, obj = parse_event(line)
                 since = str((obj.get("metadata") or {}).get("resourceVersion") or since)
                 if kind == "BOOKMARK" or not self._wanted(_namespace(obj)):
@@ -183,17 +186,6 @@ class Informer:
 
 def _namespace(obj: Object) -> str:
     return str((obj.get("metadata") or {}).get("namespace") or "")
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    """The lines of a streamed watch response."""
-    pending = b""
-    for chunk in response.stream(amt=None, decode_content=False):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from (line for line in complete if line.strip())
-    if pending.strip():
-        yield pending
 
 
 def start_informers(

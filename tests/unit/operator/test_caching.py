@@ -81,9 +81,9 @@ def test_a_list_replaces_what_it_covers_but_keeps_what_is_newer_than_it() -> Non
     assert _phase(store, "kept") == "v5"
     assert _phase(store, "elsewhere", "other") == "v2"
     assert sorted(told) == [("DELETED", "v3", "v3"), ("LISTED", None, "v5")]
-    assert not store.synced("Pod")  # "other" not listed yet
+    assert not store.wait_synced(["Pod"], 0)  # "other" not listed yet
     store.replace("Pod", [], 10, namespace="other")
-    assert store.synced("Pod")
+    assert store.wait_synced(["Pod"], 0)
     assert store.get("Pod", "other", "elsewhere") is None
 
 

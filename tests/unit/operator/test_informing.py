@@ -85,7 +85,7 @@ def test_a_list_reads_every_page_and_watches_from_its_version() -> None:
     since = informer.list()
     assert since == "10"
     assert script.calls[1]["_continue"] == "next"
-    assert store.synced("Pod")
+    assert store.wait_synced(["Pod"], 0)
     assert informer.watch(since) == "13"
     assert script.calls[2]["resource_version"] == "10"
     assert script.calls[2]["allow_watch_bookmarks"] is True
