@@ -26,7 +26,7 @@ LABEL org.opencontainers.image.title="continuable-operator" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.licenses="Apache-2.0"
 # A named user with a numeric id (65532, distroless' "nonroot"): Kubernetes can check
-# runAsNonRoot from the image, and getpass.getuser() (kopf's identity without POD_ID) works.
+# runAsNonRoot from the image, and getpass.getuser() works.
 RUN groupadd --gid 65532 continuable \
     && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
         --shell /usr/sbin/nologin continuable

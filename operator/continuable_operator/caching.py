@@ -1,8 +1,8 @@
 """What the operator knows of the objects it reconciles, kept in memory so that a reconcile reads
 no job, no pod and no owned object from the API server.
 
-Two sources keep it: the watches (`informing.py` for pods and the objects made for a job; kopf's
-job watch, through `handlers.py`) and the answers to the operator's own writes (read-your-
+Two sources keep it: the watches (`informing.py`: the jobs, their pods and the other objects
+made for them) and the answers to the operator's own writes (read-your-
 writes: a reconcile right after a write sees it, even before its watch event arrives).
 
 - An object is replaced only by a newer version of itself: a watch event that lags behind a
@@ -44,6 +44,8 @@ OnChange = Callable[[str, str, "Object | None", "Object"], None]
 TOMBSTONES = 4096
 # The kinds of the objects the operator makes for a job, all labelled with the job's name.
 OWNED_KINDS = ("Pod", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
+# Every kind the operator watches: the jobs, then what it makes for them.
+WATCHED_KINDS = (KIND, *OWNED_KINDS)
 
 
 def version(obj: Mapping[str, Any]) -> int | None:
@@ -76,12 +78,34 @@ def trimmed(kind: str, obj: Mapping[str, Any]) -> Object:
 
 
 class _Shelf:
-    """One kind's objects by (namespace, name), with its tombstones."""
+    """One kind's objects by (namespace, name), the names of each job's (a reconcile reads its
+    job's pods without a scan of every pod), and the kind's tombstones."""
 
     def __init__(self) -> None:
         self.objects: dict[Key, Object] = {}
+        self.by_job: dict[Key, set[str]] = {}  # (namespace, job) -> names of its objects
         self.tombstones: OrderedDict[str, int | None] = OrderedDict()  # uid -> version
         self.listed: set[str | None] = set()  # the namespaces listed (None: all of them)
+
+    def put(self, key: Key, obj: Object) -> None:
+        self.drop(key)
+        self.objects[key] = obj
+        job = _job_of(obj)
+        if job is not None:
+            self.by_job.setdefault((key[0], job), set()).add(key[1])
+
+    def drop(self, key: Key) -> None:
+        gone = self.objects.pop(key, None)
+        job = _job_of(gone) if gone is not None else None
+        if job is not None:
+            names = self.by_job[(key[0], job)]
+            names.discard(key[1])
+            if not names:
+                del self.by_job[(key[0], job)]
+
+    def of_job(self, namespace: str, job: str) -> list[Object]:
+        names = self.by_job.get((namespace, job), ())
+        return [self.objects[(namespace, name)] for name in names]
 
     def buried(self, obj: Mapping[str, Any]) -> bool:
         uid = str((obj.get("metadata") or {}).get("uid"))
@@ -99,6 +123,10 @@ class _Shelf:
                 self.tombstones.popitem(last=False)
 
 
+def _job_of(obj: Mapping[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL)
+
+
 def _key(obj: Mapping[str, Any]) -> Key:
     metadata = obj["metadata"]
     return str(metadata.get("namespace") or ""), str(metadata["name"])
@@ -113,7 +141,7 @@ class Store:
         synced."""
         self.on_change = on_change
         self._lock = threading.Lock()
-        self._shelves = {kind: _Shelf() for kind in (KIND, *OWNED_KINDS)}
+        self._shelves = {kind: _Shelf() for kind in WATCHED_KINDS}
         self._synced = threading.Condition(self._lock)
         self._scopes: set[str | None] = set(namespaces) or {None}
 
@@ -142,12 +170,12 @@ class Store:
                         shelf.bury(obj)
                         return None
                 shelf.bury(obj)
-                shelf.objects.pop(key, None)
+                shelf.drop(key)
                 gone = current if current is not None else dict(obj)
                 return "DELETED", gone, gone
             if shelf.buried(obj) or not _newer(obj, current):
                 return None
-            shelf.objects[key] = trimmed(kind, obj)
+            shelf.put(key, trimmed(kind, obj))
             return ("ADDED" if current is None else "MODIFIED"), current, shelf.objects[key]
 
     def _tell(self, kind: str, changes: list[tuple[str, Object | None, Object]]) -> None:
@@ -176,12 +204,12 @@ class Store:
                 stored = version(stored_object)
                 if listed is None or stored is None or stored <= listed:
                     shelf.bury(stored_object)
-                    del shelf.objects[key]
+                    shelf.drop(key)
                     changes.append(("DELETED", stored_object, stored_object))
             for key, obj in fresh.items():
                 current = shelf.objects.get(key)
                 if not shelf.buried(obj) and _newer(obj, current):
-                    shelf.objects[key] = trimmed(kind, obj)
+                    shelf.put(key, trimmed(kind, obj))
                     changes.append(("LISTED", current, shelf.objects[key]))
             shelf.listed.add(namespace)
             self._synced.notify_all()
@@ -205,8 +233,4 @@ class Store:
     def job_objects(self, kind: str, namespace: str, job: str) -> list[Object]:
         """The objects of the kind labelled with this job's name (its pods, say)."""
         with self._lock:
-            return [
-                o
-                for (ns, _), o in self._shelves[kind].objects.items()
-                if ns == namespace and (o["metadata"].get("labels") or {}).get(JOB_LABEL) == job
-            ]
+            return self._shelves[kind].of_job(namespace, job)

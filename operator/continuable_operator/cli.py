@@ -1,4 +1,5 @@
-"""`continuable-operator`: runs the operator (kopf) with its health endpoints.
+"""`continuable-operator`: runs the operator (its watches, reconcilers and health endpoints)
+until SIGTERM or SIGINT.
 
 In a pod it uses the pod's service account; elsewhere $KUBECONFIG, as kubectl does.
 """
@@ -10,19 +11,19 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
 from collections.abc import Sequence
 
-import kopf
-
-from .caching import Store
+from .caching import WATCHED_KINDS, Store
 from .cluster import ClusterApi
 from .electing import KubeLeases, LeaseElector
-from .handlers import build_registry, on_store_change, settings
-from .informing import scopes, start_informers
+from .handlers import on_store_change
+from .informing import start_informers
 from .metrics import OperatorMetrics
+from .namespaces import scopes
 from .reconciling import Reconciler
 from .serving import health_app, serve_health
 
@@ -45,12 +46,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--metrics-port", type=int, default=8080, help="serves /metrics")
     parser.add_argument("--health-port", type=int, default=8081, help="serves /healthz and /readyz")
-    parser.add_argument(
-        "--peering",
-        default=None,
-        metavar="NAME",
-        help="kopf peering name, for more than one replica; standalone if omitted",
-    )
     parser.add_argument(
         "--leader-elect",
         action="store_true",
@@ -92,8 +87,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
-    # kopf's per-object chatter goes to DEBUG; its warnings still show.
-    logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
 
 
 def _load_credentials() -> None:
@@ -106,7 +99,20 @@ def _load_credentials() -> None:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
 
 
+# How often the wait for the first lists (the operator's readiness) looks at a stop.
+SYNC_POLL_SECONDS = 1.0
+
+
 async def _run(args: argparse.Namespace) -> None:
+    stopping, stop = asyncio.Event(), threading.Event()  # the loop's, and the threads'
+
+    def on_signal() -> None:
+        stopping.set()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
     metrics = OperatorMetrics()
     metrics.serve(args.bind_address, args.metrics_port)
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
@@ -117,44 +123,44 @@ async def _run(args: argparse.Namespace) -> None:
     app = health_app(ready, standby, reconciler.scheduler.stalled)
     health = await serve_health(args.bind_address, args.health_port, app)
     log.info("health endpoints on %s:%d", args.bind_address, args.health_port)
-    stop = threading.Event()
-    if args.leader_elect:
-        elector = LeaseElector(
-            KubeLeases(args.lease_namespace, args.lease_name),
-            f"{socket.gethostname()}-{os.getpid()}",
-        )
-        standby.set()
-        if not await asyncio.to_thread(elector.acquire, stop):
-            return
-        standby.clear()
-        elector.keep(_exit_on_lost_lease, stop)
-    _watch_owned(store, args.namespace, stop)
     try:
-        await kopf.operator(
-            registry=build_registry(reconciler),
-            settings=settings(),
-            standalone=args.peering is None,
-            peering_name=args.peering,
-            clusterwide=not args.namespace,
-            namespaces=args.namespace,
-            ready_flag=ready,
-        )
+        if args.leader_elect:
+            elector = LeaseElector(
+                KubeLeases(args.lease_namespace, args.lease_name),
+                f"{socket.gethostname()}-{os.getpid()}",
+            )
+            standby.set()
+            if not await asyncio.to_thread(elector.acquire, stop):
+                return
+            standby.clear()
+            elector.keep(_exit_on_lost_lease, stop)
+        _watch(store, args.namespace, stop)
+        while not stop.is_set():
+            if await asyncio.to_thread(store.wait_synced, WATCHED_KINDS, SYNC_POLL_SECONDS):
+                ready.set()
+                break
+        await stopping.wait()
+        log.info("stopping")
     finally:
         stop.set()
         reconciler.stop()
         await health.cleanup()
 
 
-def _watch_owned(store: Store, namespaces: list[str], stop: threading.Event) -> None:
-    """Start the informers of the objects made for jobs, on a client of their own (their
-    watches hold a connection each; the reconciles' calls keep the other pool)."""
+def _watch(store: Store, namespaces: list[str], stop: threading.Event) -> None:
+    """Start the informers of the jobs and of the objects made for them, on a client of their
+    own (their watches hold a connection each; the reconciles' calls keep the other pool)."""
     from kubernetes import client
 
-    watching = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # A connection per watch, or the pool drops and reopens them.
+    configuration.connection_pool_maxsize = len(WATCHED_KINDS) * max(len(scopes(namespaces)), 1)
+    watching = client.ApiClient(configuration)
     start_informers(
         store,
         core=client.CoreV1Api(watching),
         rbac=client.RbacAuthorizationV1Api(watching),
+        custom=client.CustomObjectsApi(watching),
         namespaces=namespaces,
         stopped=stop,
     )

@@ -42,8 +42,9 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 TIMEOUT = (5.0, 30.0)
 # The status of an ApiError when the API server gave no answer at all.
 NO_ANSWER = 0
-# Connections kept open to the API server: kopf's 16 workers, the 4 requeue workers and a few.
-CONNECTIONS = 32
+# Connections kept open to the API server: one per reconcile worker and background worker, and a
+# few for the Lease and the metrics.
+CONNECTIONS = 16
 # A repeat of an Event within this many seconds of its last posting is counted on it (client-go
 # aggregates over 10 minutes too); after that it is news again.
 EVENT_REPEAT_SECONDS = 600
@@ -110,8 +111,8 @@ class ClusterApi:
         from kubernetes import client
 
         configuration = client.Configuration.get_default_copy()
-        # Every thread that calls may hold a connection (kopf's workers and the requeue
-        # workers); with fewer kept, each burst opens and drops TLS connections.
+        # Every thread that calls may hold a connection (the reconcile workers); with fewer
+        # kept, each burst opens and drops TLS connections.
         configuration.connection_pool_maxsize = CONNECTIONS
         self._client = client.ApiClient(configuration)
         self._custom = custom or client.CustomObjectsApi(self._client)

@@ -1,6 +1,6 @@
 """Leader election over a coordination.k8s.io/v1 Lease, for more than one replica.
 
-kopf's peering is not high availability (replicas at one priority freeze each other), so with
+Replicas must not act at once (two would race every launch to its fence), so with
 `--leader-elect` a replica acts only while it holds the Lease; the others wait. The rules are
 client-go's (k8s.io/client-go/tools/leaderelection), so that two replicas never act at once:
 

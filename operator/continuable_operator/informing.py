@@ -1,17 +1,18 @@
-"""List-then-watch of the objects the operator makes for its jobs (pods, results ConfigMaps,
-ServiceAccounts, Roles, RoleBindings: all labelled with their job's name), into the `Store`.
+"""List-then-watch of the ContinuableJobs and of the objects the operator makes for them (pods,
+results ConfigMaps, ServiceAccounts, Roles, RoleBindings: all labelled with their job's name),
+into the `Store`.
 
 One thread per kind (and per namespace, when the operator is given namespaces by name; given a
-pattern such as `team-*`, one watch of all namespaces keeps those the pattern matches, matched as
-kopf matches its own watches), as client-go's reflector does: a paginated list (a consistent
-snapshot at one resourceVersion), then a watch from that version with bookmarks, so a quiet
-kind does not fall behind the API server's window.
+pattern such as `team-*` (`namespaces.py`), one watch of all namespaces keeps those the pattern
+matches), as client-go's reflector does: a paginated list (a consistent snapshot at one
+resourceVersion), then a watch from that version with bookmarks, so a quiet kind does not fall
+behind the API server's window.
 A watch that ends is resumed from the last version seen; one the API server no longer can
 resume (410 Gone, or an ERROR event) is replaced by a new list. Failures are retried with a
 backoff capped at `RETRY_MAX_SECONDS`; the thread ends only when stopped.
 
-The store tells its listener of each change it takes (`caching.py`): the handlers turn a pod's
-into a reconcile of its job.
+The store tells its listener of each change it takes (`caching.py`): the handlers turn a job's
+or a pod's into a reconcile of the job (`handlers.py`).
 """
 
 from __future__ import annotations
@@ -22,18 +23,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# kopf's own matching of --namespace patterns (not exported): the informers must serve exactly
-# the namespaces kopf's job watches do.
-from kopf._cogs.structs.references import (
-    NamespaceName,
-    match_namespace,
-    select_specific_namespaces,
-)
 from kubernetes.watch.watch import iter_resp_lines
 
-from continuable.names import JOB_LABEL
+from continuable.names import GROUP, JOB_LABEL, KIND, PLURAL, VERSION
 
-from .caching import OWNED_KINDS, Store
+from .caching import WATCHED_KINDS, Store
+from .namespaces import scopes, serves
 
 log = logging.getLogger(__name__)
 Object = dict[str, Any]
@@ -47,23 +42,23 @@ RETRY_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 
 
-def scopes(namespaces: list[str]) -> list[str]:
-    """The namespaces to watch one by one; none (watch all namespaces) when any is a pattern."""
-    specific = select_specific_namespaces(namespaces)
-    return list(namespaces) if len(specific) == len(namespaces) else []
-
-
-def serves(namespaces: list[str], namespace: str) -> bool:
-    return not namespaces or any(match_namespace(NamespaceName(namespace), p) for p in namespaces)
-
-
 class Gone(Exception):
     """The watch's resourceVersion is too old to resume from: list again."""
 
 
-def _listers(core: Any, rbac: Any) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
-    """Per kind: its namespaced list call and its all-namespaces one."""
+def _listers(
+    core: Any, rbac: Any, custom: Any
+) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
+    """Per kind: its namespaced list call (the namespace first) and its all-namespaces one."""
+
+    def jobs_in(namespace: str, **kwargs: Any) -> Any:
+        return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+
+    def jobs_everywhere(**kwargs: Any) -> Any:
+        return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+
     return {
+        KIND: (jobs_in, jobs_everywhere),
         "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
         "ConfigMap": (core.list_namespaced_config_map, core.list_config_map_for_all_namespaces),
         "ServiceAccount": (
@@ -112,9 +107,11 @@ class Informer:
 
     def _call(self, **kwargs: Any) -> Any:
         args = (self.namespace,) if self.namespace is not None else ()
+        # Every job; of the other kinds only the objects made for a job (its label).
+        selector = {} if self.kind == KIND else {"label_selector": JOB_LABEL}
         return self._list_call(
             *args,
-            label_selector=JOB_LABEL,
+            **selector,
             _preload_content=False,
             _request_timeout=(5.0, READ_TIMEOUT),
             **kwargs,
@@ -193,16 +190,17 @@ def start_informers(
     *,
     core: Any,
     rbac: Any,
+    custom: Any,
     namespaces: list[str],
     stopped: threading.Event,
 ) -> list[Informer]:
-    """One informer thread per owned kind and namespace served (`namespaces` as given to
+    """One informer thread per watched kind and namespace served (`namespaces` as given to
     --namespace: names or patterns; none: all namespaces). The store must have been made with
     `scopes(namespaces)`."""
-    listers = _listers(core, rbac)
+    listers = _listers(core, rbac, custom)
     informers = []
     watched: list[str | None] = [*scopes(namespaces)] or [None]
-    for kind in OWNED_KINDS:
+    for kind in WATCHED_KINDS:
         namespaced, everywhere = listers[kind]
         for namespace in watched:
             call = namespaced if namespace is not None else everywhere

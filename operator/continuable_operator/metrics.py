@@ -86,7 +86,7 @@ class OperatorMetrics:
         start_http_server(port, addr=host, registry=self.registry)
 
     def observe_job(self, body: Mapping[str, Any], event_type: str | None) -> None:
-        """A job event (kopf's on.event): phases and checkpoint writes, with no API call."""
+        """A job's change, as the store takes it: phases and checkpoint writes, with no API call."""
         uid = str((body.get("metadata") or {}).get("uid"))
         status = body.get("status") or {}
         # Runs for every checkpoint write of every job: only the phase that changed is touched.

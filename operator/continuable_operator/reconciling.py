@@ -35,7 +35,7 @@ from typing import Any
 from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
 from . import planning, relaunching
-from .caching import OWNED_KINDS, Store
+from .caching import WATCHED_KINDS, Store
 from .classifying import is_terminal
 from .cluster import ApiError, ClusterApi
 from .drafting import FINISHED, attempt_of, has_finalizer
@@ -50,9 +50,10 @@ Key = tuple[str, str]
 # quick after a blip, gentle on an API server that is down or on a job that keeps hitting a bug.
 ERROR_RETRY_SECONDS = 1.0
 ERROR_RETRY_MAX_SECONDS = 60.0
-# Threads that run due requeues: enough that one slow reconcile does not hold up the others,
-# few next to kopf's 16 (the API rate limit is shared anyway).
-REQUEUE_WORKERS = 4
+# Threads that run reconciles: enough that a few slow ones (a launch makes several writes) do not
+# hold up the others; few, since the API rate limit is shared anyway and every thread that
+# waits for the GIL after its answer adds to every other's latency.
+REQUEUE_WORKERS = 8
 BACKGROUND_WORKERS = 1
 
 
@@ -169,8 +170,8 @@ class Reconciler:
     ) -> tuple[float | None, bool]:
         """Seconds until the next reconcile (None: none needed), and whether the job is gone
         with nothing left to do for it."""
-        if not self.store.wait_synced(OWNED_KINDS, SYNC_WAIT_SECONDS):
-            raise NotSynced("the first lists of the job's objects are not in yet")
+        if not self.store.wait_synced(WATCHED_KINDS, SYNC_WAIT_SECONDS):
+            raise NotSynced("the first lists of the jobs and their objects are not in yet")
         pods = self.store.job_objects("Pod", namespace, name)
         # Ended pods still holding our finalizer: their end is not recorded yet.
         ended = [p for p in pods if is_terminal(p) and has_finalizer(p)]

@@ -3,8 +3,8 @@
 - /healthz (liveness): the process serves, and its reconcile loop is not wedged: work that came
   due (a backoff ending, a TTL, a retry) has been started within `WEDGED_SECONDS`. A loop that
   stopped starting due work would leave jobs waiting forever; a restart is the cure.
-- /readyz (readiness): kopf has started its watches, or the replica stands by for the Lease (a
-  follower is healthy, and a rollout must not wait for it to lead).
+- /readyz (readiness): the first lists of every watched kind are in, or the replica stands by
+  for the Lease (a follower is healthy, and a rollout must not wait for it to lead).
 """
 
 from __future__ import annotations

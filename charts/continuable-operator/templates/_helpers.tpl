@@ -71,77 +71,58 @@ The image reference; the tag defaults to the chart's appVersion.
 
 {{/*
 "true" when more than one replica runs: each replica runs with `--leader-elect`, and only the
-one holding the Lease acts (kopf peering is not used: replicas of one operator share a priority,
-and kopf freezes every one of them when it sees two at the same priority).
+one holding the Lease acts.
 */}}
 {{- define "continuable-operator.leaderElection" -}}
 {{- if gt (int .Values.replicaCount) 1 }}true{{- end }}
 {{- end }}
 
 {{/*
-RBAC rules kopf itself needs in every namespace it watches. Cluster-scoped rights
-(CustomResourceDefinitions, namespaces) are in the ClusterRole.
+The operator's RBAC rules, all on namespaced resources: in the ClusterRole when it watches every
+namespace, in a Role in each namespace of watchNamespaces otherwise.
 */}}
-{{- define "continuable-operator.frameworkRules" -}}
-# Framework: kopf watches ContinuableJobs and keeps its bookkeeping in their annotations
-# (progress and last-handled state), so it patches the objects themselves.
+{{- define "continuable-operator.rules" -}}
+# Lists and watches ContinuableJobs, and reads one afresh (get) before acting on it.
 - apiGroups: ["continuable.dev"]
   resources: ["continuablejobs"]
-  verbs: ["get", "list", "watch", "patch"]
-# Framework: kopf posts events about the objects it handles (core and events.k8s.io APIs).
-- apiGroups: ["", "events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-{{- end }}
-
-{{/*
-RBAC rules of the operator's own logic, in every namespace it watches.
-*/}}
-{{- define "continuable-operator.applicationRules" -}}
-# Application: the operator owns every status field but status.checkpoint (phase, attempt,
-# conditions, history, counters) and resets the checkpoint on an explicit restart.
+  verbs: ["get", "list", "watch"]
+# Removes the restart-request annotations of a restart it has handled (a JSON patch).
 - apiGroups: ["continuable.dev"]
-  resources: ["continuablejobs/status"]
-  verbs: ["get", "patch", "update"]
-# Application: finished jobs are deleted after spec.ttlSecondsAfterFinished.
+  resources: ["continuablejobs"]
+  verbs: ["patch"]
+# Deletes a finished job once its spec.ttlSecondsAfterFinished has passed.
 - apiGroups: ["continuable.dev"]
   resources: ["continuablejobs"]
   verbs: ["delete"]
-# Application: the objects made for a job are owned by it with blockOwnerDeletion, which the
-# OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) allows only to whoever
-# may update the job's finalizers.
+# Writes the job's status (all of it but status.checkpoint, which it resets on a restart).
+- apiGroups: ["continuable.dev"]
+  resources: ["continuablejobs/status"]
+  verbs: ["get", "patch"]
+# Lets it set blockOwnerDeletion on a job's objects (OwnerReferencesPermissionEnforcement, OpenShift).
 - apiGroups: ["continuable.dev"]
   resources: ["continuablejobs/finalizers"]
   verbs: ["update"]
-# Application: the operator's own Events on a job. A repeated one (a pod creation refused at
-# every retry) is aggregated: the Event already posted is read and its count patched, rather
-# than a new Event posted each time.
+# Posts Events on a job, and patches the count of one it posted when the same Event repeats.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["get", "create", "patch"]
-# Application: one pod per attempt, with a tracking finalizer the operator adds and removes.
+  verbs: ["create", "patch"]
+# One pod per attempt, with a tracking finalizer it adds and removes (patch).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete", "patch"]
-# Application: a DisruptionTarget condition is stamped on a pod before the operator deletes it
-# (rollout, suspend, deadline), so every termination has a recorded reason.
+# Stamps a DisruptionTarget condition on a pod before it deletes it, so every stop has a reason.
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]
-# Application: each job's step results ConfigMap (`<job>-results`), fenced on its attempt key.
-# Listed and watched (by the job label only) so that launches read it from memory, not the API.
+# Each job's step results ConfigMap, watched (by the job label only) so launches read it cached.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Application: the per-job ServiceAccount, when the job's template names none (merged back to
-# its owner reference and labels when it already exists).
+# The per-job ServiceAccount, when the job's pod template names none.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Application: the per-job Role and RoleBinding. The Role grants get on the job
-# (resourceNames), get/patch on its status and its results ConfigMap and get on its pods (a
-# block of 8 attempts): all held by the operator itself, so neither `escalate` nor `bind` is
-# needed.
+# The per-job Role and RoleBinding; the Role grants only rights held here (no escalate or bind).
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]

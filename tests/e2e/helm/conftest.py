@@ -33,7 +33,7 @@ from tests.unit.chart.helm import CHART, Helm, set_flags
 THREE_STEPS = "tests/e2e/local/jobs/three_steps.py"
 PEEK = "tests/e2e/sdk/jobs/peek.py"
 CHART_NAME = "continuable-operator"
-# Generous: a cold operator imports kopf and the kubernetes client on a 2-core machine.
+# Generous: a cold operator imports the kubernetes client on a 2-core machine.
 INSTALL_TIMEOUT = 240.0
 JOB_TIMEOUT = 240.0
 

@@ -83,10 +83,9 @@ def test_the_api_server_accepts_every_rendered_object(
     accepted = [line for line in out.splitlines() if "(server dry run)" in line]
     assert len(accepted) == len(objects), f"{out}\nexpected {[kind_name(o) for o in objects]}"
     if values.get("replicaCount", 1) > 1:
-        # The Lease Role, and no kopf peering object (the chart does not use kopf peering).
+        # The Lease Role, for leader election.
         kinds = [kind_name(o) for o in objects]
         assert f"Role/{namespace}/dryrun-continuable-operator-leader-election" in kinds
-        assert not [k for k in kinds if "KopfPeering" in k]
     # Nothing was stored.
     assert (
         crds.kubectl.run(
@@ -180,8 +179,8 @@ def test_a_pod_cannot_reach_another_job(shared_release: tuple[Release, Jobs]) ->
 
 
 def test_the_chart_rbac_was_enough_for_every_call(shared_release: tuple[Release, Jobs]) -> None:
-    """After the jobs above: the operator was never refused anything (kopf retries and logs a
-    403 instead of failing, so a missing rule would otherwise only slow it down)."""
+    """After the jobs above: the operator was never refused anything (it retries and logs a 403
+    instead of failing, so a missing rule would otherwise only slow it down)."""
     release, _ = shared_release
     assert release.running_operator() is not None
     assert not release.forbidden(), "\n".join(release.forbidden()[:5])
@@ -246,10 +245,8 @@ def test_uninstall_removes_the_release_and_leaves_the_crd(helm_cluster: Cluster)
             f"role.rbac.authorization.k8s.io/{release.fullname}",
             f"rolebinding.rbac.authorization.k8s.io/{release.fullname}",
         ]
-        assert cluster_scoped == [
-            f"clusterrole.rbac.authorization.k8s.io/{release.fullname}",
-            f"clusterrolebinding.rbac.authorization.k8s.io/{release.fullname}",
-        ]
+        # Given the namespaces it watches, the operator holds no cluster-scoped right.
+        assert cluster_scoped == []
 
         release.uninstall()
 

@@ -8,13 +8,14 @@ scheduled: the job waits for an event, and none comes, since nothing about it ch
 
 Whether an event comes depends on how the operator's watches resume. A restarted API server's
 watch cache starts at the newest revision, so a watch resumed at an older one gets 410 Gone;
-kopf then lists again, and the listing's events would reconcile every job, hiding a lost
+the operator then lists again, and a listing that reconciled every job would hide a lost
 requeue. Clients that reconnect to another replica of an HA control plane, or whose connection
 alone broke (a read timeout), resume their watches without a listing. So this module's API
 server runs with `--watch-cache=false`: a resumed watch is served from etcd at the revision it
 asks for, as by a replica that kept its cache, and only real changes reach the operator.
-(Measured: with the watch cache on, an operator that did not retry transport errors passed
-this test because of kopf's listing; with it off, it left both jobs waiting forever.)
+(Measured when kopf ran the operator's watches: with the watch cache on, an operator that did
+not retry transport errors passed this test because of kopf's listing; with it off, it left
+both jobs waiting forever.)
 
 The API server is stopped here, so this module runs on a control plane of its own (with its own
 process node and operator), never on the session's cluster the other tests share.

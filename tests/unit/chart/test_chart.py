@@ -39,22 +39,14 @@ def spelled(group: str, resource: str, *verbs: str) -> set[Grant]:
     return {(group, resource, verb) for verb in verbs}
 
 
-# Framework (kopf), in every watched namespace.
-FRAMEWORK = (
-    spelled("continuable.dev", "continuablejobs", "get", "list", "watch", "patch")
-    | spelled("", "events", "create", "patch")
-    | spelled("events.k8s.io", "events", "create", "patch")
-)
-# Framework (kopf), cluster-scoped.
-CRDS = spelled("apiextensions.k8s.io", "customresourcedefinitions", "get", "list", "watch")
-NAMESPACES = spelled("", "namespaces", "get", "list", "watch")
-# Application (the operator's own logic), in every watched namespace.
-APPLICATION = (
-    spelled("continuable.dev", "continuablejobs/status", "get", "patch", "update")
-    | spelled("continuable.dev", "continuablejobs", "delete")
-    | spelled("", "pods", "get", "list", "watch", "create", "delete", "patch")
+# Every right of the operator, all on namespaced resources: in the ClusterRole cluster-wide, in
+# the Role of each watched namespace otherwise.
+OPERATOR = (
+    spelled("continuable.dev", "continuablejobs", "get", "list", "watch", "patch", "delete")
+    | spelled("continuable.dev", "continuablejobs/status", "get", "patch")
     | spelled("continuable.dev", "continuablejobs/finalizers", "update")
-    | spelled("", "events", "get", "create", "patch")
+    | spelled("", "events", "create", "patch")
+    | spelled("", "pods", "get", "list", "watch", "create", "delete", "patch")
     | spelled("", "pods/status", "patch")
     | spelled("", "configmaps", "get", "list", "watch", "create", "patch", "delete")
     | spelled("", "serviceaccounts", "get", "list", "watch", "create", "patch")
@@ -131,7 +123,6 @@ def test_the_chart_crd_is_the_generated_crd_byte_for_byte() -> None:
 
 
 def test_the_chart_crds_are_exactly_the_top_level_crd() -> None:
-    """No kopf peering CRDs: the chart does not use kopf peering (not high availability)."""
     assert sorted(p.name for p in (CHART / "crds").iterdir()) == [TOP_LEVEL_CRD.name]
     docs = [doc for doc in yaml.safe_load_all(CHART_CRD.read_text()) if doc]
     assert [doc["metadata"]["name"] for doc in docs] == ["continuablejobs.continuable.dev"]
@@ -349,8 +340,7 @@ def test_the_metrics_service_targets_the_operator(render: Render) -> None:
 def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(render: Render) -> None:
     objects = render()
     rules = rules_of(objects, "ClusterRole", FULLNAME)
-    # Cluster-wide, kopf watches every namespace at once and never lists namespaces.
-    assert grants(rules) == CRDS | FRAMEWORK | APPLICATION
+    assert grants(rules) == OPERATOR
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -379,12 +369,37 @@ def test_the_operator_may_block_owner_deletion(render: Render, namespaced: bool)
 
 
 @pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
-def test_the_operator_may_aggregate_its_events(render: Render, namespaced: bool) -> None:
-    """A repeated Event (a pod creation refused every retry) raises the count of the one Event
-    already posted: the operator reads it and patches it rather than post another."""
+def test_the_operator_may_post_and_aggregate_its_events(render: Render, namespaced: bool) -> None:
+    """It posts core/v1 Events; a repeated one (a pod creation refused every retry) raises the
+    count of the Event it remembers posting, with a patch: it never reads Events, and does not
+    use the events.k8s.io API."""
     objects = render({"watchNamespaces": ["batch"]} if namespaced else {})
     held = grants(_job_rules(objects, namespaced))
-    assert spelled("", "events", "get", "create", "patch") <= held
+    assert {g for g in held if g[1] == "events"} == spelled("", "events", "create", "patch")
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_the_operator_may_patch_and_delete_its_jobs(render: Render, namespaced: bool) -> None:
+    """It removes a handled restart request's annotations with a JSON patch, and deletes a
+    finished job after its spec.ttlSecondsAfterFinished."""
+    objects = render({"watchNamespaces": ["batch"]} if namespaced else {})
+    held = grants(_job_rules(objects, namespaced))
+    assert spelled("continuable.dev", "continuablejobs", "patch", "delete") <= held
+
+
+@pytest.mark.parametrize("values", [{}, NON_DEFAULT], ids=["defaults", "non-default"])
+def test_no_rights_on_crds_or_namespaces(render: Render, values: dict[str, Any]) -> None:
+    """The operator watches ContinuableJobs itself: it reads no CustomResourceDefinition and never
+    lists or watches namespaces (given names, it watches each one), and uses only these groups."""
+    for obj in render(values):
+        for group, resource, verb in grants(obj.get("rules", [])):
+            assert resource not in ("customresourcedefinitions", "namespaces"), obj["kind"]
+            assert group in (
+                "",
+                "continuable.dev",
+                "rbac.authorization.k8s.io",
+                "coordination.k8s.io",
+            ), (obj["kind"], group, resource, verb)
 
 
 @pytest.mark.parametrize("values", [{}, NON_DEFAULT], ids=["defaults", "non-default"])
@@ -406,36 +421,38 @@ def test_the_operator_holds_every_right_of_the_per_job_role(render: Render) -> N
     assert per_job <= grants(rules_of(namespaced, "Role", FULLNAME, "batch"))
 
 
-def test_rbac_rules_are_grouped_as_framework_or_application(helm: Helm) -> None:
-    """Every rule is introduced by a comment that starts "Framework:" or "Application:"."""
+def test_every_rbac_rule_says_why(helm: Helm) -> None:
+    """Every rendered rule has a comment directly above it (the operator's reason for it)."""
     for values in ({}, NON_DEFAULT):
         text = helm.run("template", "rel", str(CHART), "-n", "ops", *set_flags(values)).stdout
         lines = text.splitlines()
         rule_starts = [i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:")]
         assert rule_starts
         for i in rule_starts:
-            j = i - 1
-            while (
-                j >= 0
-                and lines[j].strip().startswith("#")
-                and not re.match(r"^\s*# (Framework|Application):", lines[j])
-            ):
-                j -= 1
-            assert re.match(r"^\s*# (Framework|Application):", lines[j]), (
-                f"rule at rendered line {i + 1} has no Framework:/Application: comment:\n"
+            assert re.match(r"^\s*# \S", lines[i - 1]), (
+                f"rule at rendered line {i + 1} has no comment:\n"
                 + "\n".join(lines[max(0, i - 3) : i + 3])
             )
+        assert "framework" not in text.lower()
+        assert "kopf" not in text.lower()
 
 
 # -- rendered objects: non-default values --------------------------------------------------------
 
 
-def test_watch_namespaces_gives_a_role_per_namespace(render: Render) -> None:
+def test_watch_namespaces_gives_a_role_per_namespace_and_nothing_cluster_scoped(
+    render: Render,
+) -> None:
     objects = render({"watchNamespaces": ["batch", "reports"]})
-    # Given namespaces, kopf lists and watches namespaces (kopf's namespace_observer).
-    assert grants(rules_of(objects, "ClusterRole", FULLNAME)) == CRDS | NAMESPACES
+    # Given namespaces, the operator watches each one by name: no cluster-scoped right at all.
+    assert not find(objects, "ClusterRole")
+    assert not find(objects, "ClusterRoleBinding")
+    assert [r["metadata"]["namespace"] for r in find(objects, "Role", FULLNAME)] == [
+        "batch",
+        "reports",
+    ]
     for namespace in ("batch", "reports"):
-        assert grants(rules_of(objects, "Role", FULLNAME, namespace)) == FRAMEWORK | APPLICATION
+        assert grants(rules_of(objects, "Role", FULLNAME, namespace)) == OPERATOR
         binding = [
             b for b in find(objects, "RoleBinding") if b["metadata"]["namespace"] == namespace
         ]
@@ -446,8 +463,17 @@ def test_watch_namespaces_gives_a_role_per_namespace(render: Render) -> None:
         ]
     args = container(objects)["args"]
     assert args[-2:] == ["--namespace=batch", "--namespace=reports"]
-    assert not find(objects, "KopfPeering")
-    assert not find(objects, "ClusterKopfPeering")
+    assert sorted(kind_name(o) for o in objects) == sorted(
+        [
+            f"Deployment/ops/{FULLNAME}",
+            f"Service/ops/{FULLNAME}-metrics",
+            f"ServiceAccount/ops/{FULLNAME}",
+            f"Role/batch/{FULLNAME}",
+            f"RoleBinding/batch/{FULLNAME}",
+            f"Role/reports/{FULLNAME}",
+            f"RoleBinding/reports/{FULLNAME}",
+        ]
+    )
 
 
 def test_one_replica_recreates_and_takes_no_lease(render: Render) -> None:
@@ -471,7 +497,7 @@ def test_the_pod_namespace_is_always_in_the_environment(render: Render) -> None:
             "name": "POD_NAMESPACE",
             "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
         }
-        assert "POD_ID" not in env, "kopf's peering identity: no peering any more"
+        assert "POD_ID" not in env, "a peering identity: replicas elect a leader instead"
 
 
 def test_two_replicas_elect_a_leader_through_a_lease(render: Render) -> None:
@@ -486,13 +512,7 @@ def test_two_replicas_elect_a_leader_through_a_lease(render: Render) -> None:
     # The Lease lives in the pod's namespace (POD_NAMESPACE), where the Role below is.
     assert not any(a.startswith("--lease-namespace") for a in args)
     assert not any(a.startswith("--peering") for a in args)
-    # No kopf peering objects and no kopf.dev rights: kopf runs standalone.
-    assert not find(objects, "ClusterKopfPeering")
-    assert not find(objects, "KopfPeering")
-    for obj in objects:
-        for rule in obj.get("rules", []):
-            assert "kopf.dev" not in rule["apiGroups"], rule
-    assert grants(rules_of(objects, "ClusterRole", FULLNAME)) == CRDS | FRAMEWORK | APPLICATION
+    assert grants(rules_of(objects, "ClusterRole", FULLNAME)) == OPERATOR
     lease = f"{FULLNAME}-leader-election"
     rules = rules_of(objects, "Role", lease, "ops")
     assert grants(rules) == LEASES
@@ -518,11 +538,10 @@ def test_two_replicas_in_namespaces_keep_the_lease_in_the_release_namespace(
     render: Render,
 ) -> None:
     objects = render(NON_DEFAULT)
-    assert not find(objects, "KopfPeering")
-    assert not find(objects, "ClusterKopfPeering")
     for namespace in ("batch", "reports"):
-        assert grants(rules_of(objects, "Role", FULLNAME, namespace)) == FRAMEWORK | APPLICATION
-    assert grants(rules_of(objects, "ClusterRole", FULLNAME)) == CRDS | NAMESPACES
+        assert grants(rules_of(objects, "Role", FULLNAME, namespace)) == OPERATOR
+    assert not find(objects, "ClusterRole")
+    assert not find(objects, "ClusterRoleBinding")
     lease = f"{FULLNAME}-leader-election"
     assert [r["metadata"]["namespace"] for r in find(objects, "Role", lease)] == ["ops"]
     assert grants(rules_of(objects, "Role", lease, "ops")) == LEASES

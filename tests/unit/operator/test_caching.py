@@ -109,3 +109,23 @@ def test_the_store_keeps_no_managed_fields_and_no_result_values() -> None:
     assert "managedFields" not in kept["metadata"]
     assert kept["data"] == {"attempt": "3", "step.load": ""}
     assert config_map["data"]["step.load"]  # the given object is left as it was
+
+
+def test_a_jobs_objects_follow_their_label_through_changes_deletions_and_relists() -> None:
+    store = Store()
+
+    def names(job: str, namespace: str = "batch") -> list[str]:
+        return sorted(p["metadata"]["name"] for p in store.job_objects("Pod", namespace, job))
+
+    store.replace("Pod", [_pod("report-1", 1), _pod("report-1", 1, namespace="etl")], 1)
+    store.apply("Pod", "ADDED", _pod("report-2", 2))
+    assert names("report") == ["report-1", "report-2"]
+    assert names("report", "etl") == ["report-1"]
+    moved = _pod("report-2", 3)
+    moved["metadata"]["labels"] = {"continuable.dev/job": "other"}
+    store.apply("Pod", "MODIFIED", moved)
+    assert (names("report"), names("other")) == (["report-1"], ["report-2"])
+    store.apply("Pod", "DELETED", _pod("report-1", 4))
+    assert names("report") == []
+    store.replace("Pod", [], 5)  # the relist found none left anywhere
+    assert (names("other"), names("report", "etl")) == ([], [])

@@ -33,7 +33,7 @@ from continuable_operator.actions import (
     Plan,
     RemoveFinalizer,
 )
-from continuable_operator.caching import OWNED_KINDS, Store
+from continuable_operator.caching import WATCHED_KINDS, Store
 from continuable_operator.cluster import ApiError, ClusterApi
 from continuable_operator.executing import Executor, Stop, pointer, status_patch
 from continuable_operator.metrics import OperatorMetrics
@@ -168,13 +168,11 @@ class FakeCluster:
         self.store.pop(("ContinuableJob", namespace, name), None)
 
     def watched(self) -> Store:
-        """A store synced with every object here, as the informers and kopf would fill it."""
+        """A store synced with every object here, as the informers would fill it."""
         store = Store()
-        for kind in OWNED_KINDS:
-            store.replace(kind, [o for (k, _, _), o in self.store.items() if k == kind], None)
-        for (kind, _, _), obj in self.store.items():
-            if kind == JOB_KEY[0]:
-                store.apply(kind, None, copy.deepcopy(obj))
+        for kind in WATCHED_KINDS:
+            found = [copy.deepcopy(o) for (k, _, _), o in self.store.items() if k == kind]
+            store.replace(kind, found, None)
         return store
 
     def create(self, manifest: Object) -> Object:
@@ -790,7 +788,7 @@ def test_a_pod_seen_ended_makes_the_job_read_fresh_so_its_last_words_are_seen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A pod writes its final checkpoint, then ends. The pods' watch may tell of the end before
-    kopf's job watch tells of the last words: the store then holds the ended pod and the job
+    the job's watch tells of the last words: the store then holds the ended pod and the job
     without them, and the job must be read from the API server. Planned from the store's job,
     an Isolated stop looked like a bare exit 75 and was counted as an interruption (the soak
     found it when the job was read before the pods)."""

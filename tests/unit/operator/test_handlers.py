@@ -1,4 +1,4 @@
-"""The kopf handlers are thin: what each one asks of the reconciler, called as kopf would."""
+"""What a change the store takes asks of the reconciler, called as the store calls its listener."""
 
 from __future__ import annotations
 
@@ -9,62 +9,85 @@ import pytest
 
 from continuable_operator.handlers import (
     FINISHED_RESUME_DELAY_SECONDS,
-    build_registry,
+    job_matters,
     on_store_change,
     pod_matters,
 )
 
 
-def _handler(reconciler: mock.Mock, registry_attr: str, suffix: str) -> Any:
-    registry = build_registry(reconciler)
-    handlers = getattr(registry, registry_attr).get_all_handlers()
-    return next(h.fn for h in handlers if h.id.endswith(suffix))
+def _job(phase: str | None = "Running", **metadata: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "report", "namespace": "batch", "generation": 1, **metadata},
+        "spec": {},
+        "status": {"phase": phase} if phase else {},
+    }
 
 
 @pytest.mark.parametrize("phase", ["Running", "Pending", "Interrupted", None])
 def test_at_start_up_an_unfinished_job_is_reconciled_at_once(phase: str | None) -> None:
     reconciler = mock.Mock()
-    resumed = _handler(reconciler, "_changing", "job_resumed")
-    resumed(namespace="batch", name="report", status={"phase": phase} if phase else {})
-    reconciler.reconcile.assert_called_once_with("batch", "report")
-    reconciler.schedule.assert_not_called()
+    on_store_change(reconciler)("ContinuableJob", "LISTED", None, _job(phase))
+    reconciler.schedule.assert_called_once_with("batch", "report", 0)
 
 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
 def test_at_start_up_a_finished_job_waits_behind_the_running_ones(phase: str) -> None:
     reconciler = mock.Mock()
-    resumed = _handler(reconciler, "_changing", "job_resumed")
-    resumed(namespace="batch", name="report", status={"phase": phase})
-    reconciler.reconcile.assert_not_called()
+    on_store_change(reconciler)("ContinuableJob", "LISTED", None, _job(phase))
     reconciler.schedule.assert_called_once_with(
         "batch", "report", FINISHED_RESUME_DELAY_SECONDS, background=True
     )
 
 
 @pytest.mark.parametrize(
-    ("event", "metadata", "scheduled"),
+    "asked",
     [
-        ("DELETED", {}, True),
-        ("MODIFIED", {"deletionTimestamp": "2026-11-27T09:00:00Z"}, True),
-        ("MODIFIED", {}, False),
+        {"deletionTimestamp": "2026-12-03T09:00:00Z"},
+        {"annotations": {"continuable.dev/restart-from-step": "fetch"}},
     ],
 )
-def test_a_job_deleted_or_being_deleted_is_reconciled(
-    event: str, metadata: dict[str, Any], scheduled: bool
+def test_at_start_up_a_finished_job_asked_for_something_is_reconciled_at_once(
+    asked: dict[str, Any],
 ) -> None:
+    """Deleted, or restarted, while the operator was away: that is news, not a wait for a TTL."""
     reconciler = mock.Mock()
-    observed = _handler(reconciler, "_watching", "job_observed")
-    body = {"metadata": {"name": "report", "namespace": "batch", **metadata}}
-    observed(
-        event={"type": event, "object": body},
-        body=body,
-        type=event,
-        namespace="batch",
-        name="report",
-    )
-    assert reconciler.schedule.called == scheduled
-    if scheduled:
+    on_store_change(reconciler)("ContinuableJob", "LISTED", None, _job("Succeeded", **asked))
+    reconciler.schedule.assert_called_once_with("batch", "report", 0)
+
+
+CHECKPOINTED = {**_job(), "status": {"phase": "Running", "checkpoint": {"steps": []}}}
+
+
+@pytest.mark.parametrize(
+    ("event", "old", "new", "matters"),
+    [
+        ("ADDED", None, _job(None), True),
+        ("DELETED", _job(), _job(), True),
+        ("MODIFIED", _job(), _job(generation=2), True),  # the spec changed
+        ("MODIFIED", _job(), _job(deletionTimestamp="2026-12-03T09:00:00Z"), True),
+        ("MODIFIED", _job(), _job(annotations={"continuable.dev/restart-from-step": "a"}), True),
+        ("MODIFIED", _job(), _job(labels={"team": "b"}), True),
+        # A checkpoint (every interval, every running job) or the operator's own status write.
+        ("MODIFIED", _job(), CHECKPOINTED, False),
+        ("MODIFIED", _job("Pending"), _job("Running"), False),
+        # kopf's bookkeeping on jobs made before the operator had watches of its own.
+        ("MODIFIED", _job(), _job(annotations={"kopf.continuable.dev/last-handled": "{}"}), False),
+        # A relist after the watch fell behind: only what changed where the planner looks.
+        ("LISTED", _job(), CHECKPOINTED, False),
+        ("LISTED", _job(), _job(generation=2), True),
+    ],
+)
+def test_a_job_is_reconciled_only_when_it_changes_where_the_planner_looks(
+    event: str, old: Any, new: Any, matters: bool
+) -> None:
+    assert job_matters(event, old, new) == matters
+    reconciler = mock.Mock()
+    on_store_change(reconciler)("ContinuableJob", event, old, new)
+    assert reconciler.schedule.called == matters
+    if matters:
         reconciler.schedule.assert_called_once_with("batch", "report", 0)
+    # Every change is observed for the metrics, a checkpoint too.
+    reconciler.metrics.observe_job.assert_called_once_with(new, event)
 
 
 def _pod(phase: str = "Running", **metadata: Any) -> dict[str, Any]:
@@ -98,7 +121,7 @@ def _pod(phase: str = "Running", **metadata: Any) -> dict[str, Any]:
         ("DELETED", _pod(), _pod(), True),
         ("ADDED", None, _pod("Pending"), True),
         # Found by the first list: only an end or a deletion waiting for us needs a reconcile
-        # (kopf's resume reconciles every job).
+        # (the jobs' first list reconciles every unfinished job).
         ("LISTED", None, _pod("Running"), False),
         ("LISTED", None, _pod("Failed"), True),
         ("LISTED", None, _pod("Failed", finalizers=[]), False),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from continuable_operator.caching import Store
-from continuable_operator.informing import Gone, Informer, parse_event, scopes, serves
+from continuable_operator.informing import Gone, Informer, parse_event
 
 
 class Answer:
@@ -55,14 +55,16 @@ class Script:
         return self.answers.pop(0)
 
 
-def _informer(script: Script) -> tuple[Informer, Store, list[tuple[str, str, str]]]:
+def _informer(
+    script: Script, kind: str = "Pod"
+) -> tuple[Informer, Store, list[tuple[str, str, str]]]:
     seen: list[tuple[str, str, str]] = []
 
     def on_change(kind: str, event: str, old: Any, new: Any) -> None:
         seen.append((event, new["metadata"]["name"], new["status"]["phase"]))
 
     store = Store(on_change=on_change)
-    informer = Informer(store, "Pod", namespace=None, list_call=script, stopped=threading.Event())
+    informer = Informer(store, kind, namespace=None, list_call=script, stopped=threading.Event())
     return informer, store, seen
 
 
@@ -121,20 +123,20 @@ def test_an_error_event_other_than_gone_is_an_error() -> None:
         parse_event(line)
 
 
-@pytest.mark.parametrize(
-    ("namespaces", "watched", "served", "not_served"),
-    [
-        ([], [], "anything", None),
-        (["batch", "etl"], ["batch", "etl"], "etl", "other"),
-        # A pattern (kopf's syntax) makes one watch of all namespaces, filtered.
-        (["op-*"], [], "op-12", "other"),
-        (["batch", "team-*,!team-x"], [], "team-a", "team-x"),
-    ],
-)
-def test_namespaces_are_watched_by_name_or_through_a_pattern_as_kopf_matches_them(
-    namespaces: list[str], watched: list[str], served: str, not_served: str | None
-) -> None:
-    assert scopes(namespaces) == watched
-    assert serves(namespaces, served)
-    if not_served is not None:
-        assert not serves(namespaces, not_served)
+def test_the_jobs_are_listed_and_watched_without_a_label_selector() -> None:
+    """Every ContinuableJob is the operator's; of the other kinds only what it made for one."""
+
+    def job(version: int, phase: str) -> dict[str, Any]:
+        found = _pod("report", version, phase)
+        return {**found, "metadata": {**found["metadata"], "labels": {}}}
+
+    script = Script(
+        Answer({"metadata": {"resourceVersion": "10"}, "items": [job(4, "Running")]}),
+        Answer(lines=[{"type": "MODIFIED", "object": job(12, "Failed")}]),
+    )
+    informer, store, seen = _informer(script, kind="ContinuableJob")
+    informer.watch(informer.list())
+    assert all("label_selector" not in call for call in script.calls)
+    assert store.wait_synced(["ContinuableJob"], 0)
+    assert seen == [("LISTED", "report", "Running"), ("MODIFIED", "report", "Failed")]
+    assert store.get("ContinuableJob", "batch", "report")["kind"] == "ContinuableJob"  # type: ignore[index]

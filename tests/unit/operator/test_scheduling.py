@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from continuable_operator.caching import OWNED_KINDS, Store
+from continuable_operator.caching import WATCHED_KINDS, Store
 from continuable_operator.cluster import ApiError, ClusterApi
 from continuable_operator.reconciling import Reconciler
 from continuable_operator.scheduling import Scheduler
@@ -155,7 +155,7 @@ def test_nothing_runs_after_stop(clock: Clock) -> None:
 
 def _reconciler(api: Any, clock: Clock) -> Reconciler:
     store = Store()
-    for kind in OWNED_KINDS:
+    for kind in WATCHED_KINDS:
         store.replace(kind, [], None)
     return Reconciler(api, store, requeue_workers=0, monotonic=clock)
 

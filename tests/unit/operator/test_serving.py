@@ -28,6 +28,6 @@ def test_healthz_fails_when_the_reconcile_loop_is_wedged() -> None:
     assert "wedged" in text
 
 
-def test_readyz_waits_for_kopf() -> None:
+def test_readyz_waits_for_the_first_lists() -> None:
     assert asyncio.run(_get("/readyz", 0.0, ready=False))[0] == 503
     assert asyncio.run(_get("/readyz", 0.0))[0] == 200

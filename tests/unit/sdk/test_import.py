@@ -9,7 +9,7 @@ import sys
 def test_import_loads_no_heavy_modules() -> None:
     code = (
         "import sys, continuable\n"
-        "heavy = [m for m in ('kubernetes', 'pydantic', 'kopf', 'prometheus_client', "
+        "heavy = [m for m in ('kubernetes', 'pydantic', 'aiohttp', 'prometheus_client', "
         "'continuable.api', 'continuable_operator', 'yaml') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
