@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import auditing
-from fleet import Fleet
+from fleet import Fleets, Where
 from kubernetes import client, config, watch
 from sampling import cpu_seconds, percentile, rss_mib
 from tabulating import markdown_table, print_table
@@ -59,6 +59,9 @@ QUIET_SECONDS = 30.0
 RELAUNCH_SECONDS = 120.0
 INTERRUPTED_PER_MINUTE = 0.10
 NEW_JOBS = 20  # of each kind, per size
+GROW_STEP = 100
+FLEET_PROCESSES = 4
+SETTLED_CORES, SETTLE_SAMPLE_SECONDS, SETTLE_MAX_SECONDS = 0.3, 5.0, 120.0
 NEW_JOB_GAP_SECONDS = 1.5
 RESTART_EVICTIONS = 60  # one a second over the first minute after the restart
 DOWN_EVICTIONS = 5  # while the operator is stopped
@@ -157,7 +160,7 @@ class Bench:
     core: client.CoreV1Api
     batch: client.BatchV1Api
     operator: OperatorProcess
-    fleet: Fleet
+    fleet: Fleets
     pods: PodWatch
     created: int = 0
     evicted: list[str] = field(default_factory=list)
@@ -177,18 +180,24 @@ class Bench:
             list(pool.map(create, names))
 
     def grow(self, size: int) -> None:
-        names = [f"job-{n:05d}" for n in range(self.created, size)]
-        self.create_jobs(names)
-        self.created = size
-        wait_for(
-            lambda: self.fleet.running() >= size,
-            timeout=60 + size * 1.0,
-            what=f"{size} job pods running and checkpointing",
-            interval=2,
-            detail=lambda: (
-                f"{self.fleet.running()} running; fleet errors: {self.fleet.errors[-3:]}"
-            ),
-        )
+        """Add jobs up to `size`, a step of `GROW_STEP` at a time, each step's pods running and
+        checkpointing before the next: a thousand jobs created at once start a thousand SDK
+        clients at once, and on two cores that stampede pushed the API server's latency past
+        the clients' timeouts, whose reconnections kept it there (measured: 8,000 requests a
+        minute fell to 500 and stayed)."""
+        while self.created < size:
+            step = min(self.created + GROW_STEP, size)
+            self.create_jobs([f"job-{n:05d}" for n in range(self.created, step)])
+            self.created = step
+            wait_for(
+                lambda step=step: self.fleet.running() >= step,  # type: ignore[misc]
+                timeout=60 + GROW_STEP * 1.0,
+                what=f"{step} job pods running and checkpointing",
+                interval=1,
+                detail=lambda: (
+                    f"{self.fleet.running()} running; fleet errors: {self.fleet.errors[-3:]}"
+                ),
+            )
 
     def evict_one(self) -> None:
         running = [n for n in self.fleet.names() if n not in self.evicted]
@@ -200,7 +209,9 @@ class Bench:
             self.core.create_namespaced_pod_eviction(name, NAMESPACE, body)
             self.evicted.append(name)
         except client.ApiException as err:
-            if err.status not in (404, 409, 429):
+            # Gone or being deleted already, a budget, or the API server too busy to answer in
+            # time (a 504 under the load): the next tick evicts another.
+            if err.status not in (404, 409, 429) and err.status < 500:
                 raise
 
     def evict_steadily(self, per_second: float, seconds: float) -> None:
@@ -249,17 +260,32 @@ class Size:
     evicted: int
 
 
+def settle(pid: int) -> None:
+    """Wait until the operator is done with the launches' tail (its Running writes and Events
+    come after the pods): its CPU under `SETTLED_CORES` over a few seconds, or a time limit."""
+    deadline = time.monotonic() + SETTLE_MAX_SECONDS
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(SETTLE_SAMPLE_SECONDS)
+        if (cpu_seconds(pid) - before) / SETTLE_SAMPLE_SECONDS < SETTLED_CORES:
+            return
+
+
 def run_size(bench: Bench, size: int) -> Size:
     bench.grow(size)
-    time.sleep(15)  # the launches' tail and the first checkpoints settle
+    print(f"{size} jobs running", flush=True)
+    settle(bench.pid)
+    time.sleep(10)  # every job checkpoints once more
     quiet = measured(bench.pid, QUIET_SECONDS)
     bench.evicted.clear()
     rate = size * INTERRUPTED_PER_MINUTE / 60
+    print(f"{size} jobs: the relaunch window", flush=True)
     relaunch = measured(
         bench.pid, RELAUNCH_SECONDS, lambda: bench.evict_steadily(rate, RELAUNCH_SECONDS)
     )
     evicted = len(bench.evicted)
     time.sleep(10)  # the last relaunches land
+    print(f"{size} jobs: new jobs", flush=True)
     ours, theirs = bench.new_jobs(size)
     time.sleep(10)
     seen = dict(bench.pods.first_seen)
@@ -379,8 +405,16 @@ def is_operator(request: auditing.Request) -> bool:
 def reactions(requests: list[auditing.Request], since: float, until: float) -> list[float]:
     """Per relaunch in the window: the operator's creation of attempt n's pod, after the fleet's
     exit report of attempt n-1's (both as the API server answered them)."""
+    return [pod - began for _, began, pod in relaunch_times(requests, since, until)]
+
+
+def relaunch_times(
+    requests: list[auditing.Request], since: float, until: float
+) -> list[tuple[str, float, float]]:
+    """Per relaunch in the window: (its job, the old pod's exit report, the new pod's
+    creation)."""
     reported: dict[str, float] = {}
-    found: list[float] = []
+    found: list[tuple[str, float, float]] = []
     for request in requests:
         if request.agent.startswith(FLEET_AGENT) and request.resource == "pods/status":
             reported[request.name] = request.at
@@ -394,13 +428,43 @@ def reactions(requests: list[auditing.Request], since: float, until: float) -> l
             if attempt and attempt[1] > 1:
                 previous = f"{attempt[0]}-{attempt[1] - 1}"
                 if previous in reported:
-                    found.append(request.at - reported[previous])
+                    found.append((attempt[0], reported[previous], request.at))
+    return found
+
+
+def first_writes(
+    requests: list[auditing.Request], starts: list[tuple[str, float, float]]
+) -> list[tuple[float, float]]:
+    """Per (job, began, pod created): how long the operator took to make its first write for
+    the job after `began` (learning of it: the watch and the operator's queues), and from that
+    write to the pod (its own writes). The operator's writes for a job name the job or start
+    with its name (pods, results, RBAC objects)."""
+    found = []
+    writes = [r for r in requests if is_operator(r) and r.verb not in ("get", "list", "watch")]
+    for job, began, pod in starts:
+        first = next(
+            (
+                r.at
+                for r in writes
+                if began <= r.at <= pod and (r.name == job or r.name.startswith(job + "-"))
+            ),
+            None,
+        )
+        if first is not None:
+            found.append((first - began, pod - first))
     return found
 
 
 def first_pods(requests: list[auditing.Request], jobs: dict[str, float]) -> list[float]:
     """Per new ContinuableJob: from the API server's answer to its creation to its answer to the
     operator's creation of the first pod."""
+    return [pod - created for _, created, pod in first_pod_times(requests, jobs)]
+
+
+def first_pod_times(
+    requests: list[auditing.Request], jobs: dict[str, float]
+) -> list[tuple[str, float, float]]:
+    """Per new ContinuableJob: (its name, its creation, its first pod's creation)."""
     created = {
         r.name: r.at
         for r in requests
@@ -411,7 +475,7 @@ def first_pods(requests: list[auditing.Request], jobs: dict[str, float]) -> list
         for r in requests
         if r.verb == "create" and r.resource == "pods" and is_operator(r)
     }
-    return [pods[f"{n}-1"] - created[n] for n in jobs if n in created and f"{n}-1" in pods]
+    return [(n, created[n], pods[f"{n}-1"]) for n in jobs if n in created and f"{n}-1" in pods]
 
 
 # Reporting.
@@ -421,6 +485,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
+def _p50_p99(seconds: list[float]) -> str:
+    if not seconds:
+        return "none"
+    return f"{_ms(statistics.median(seconds))} / {_ms(percentile(seconds, 0.99))}"
+
+
 def size_rows(sizes: list[Size], requests: list[auditing.Request]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [("figure", *(f"{s.jobs} jobs" for s in sizes), "target")]
 
@@ -428,6 +498,7 @@ def size_rows(sizes: list[Size], requests: list[auditing.Request]) -> list[tuple
         rows.append((what, *values, target))
 
     per_size = []
+    splits = []
     for s in sizes:
         reacted = reactions(requests, s.relaunch.began, s.relaunch.ended + 10)
         calls = auditing.count(requests, s.relaunch.began, s.relaunch.ended, client=is_operator)
@@ -442,9 +513,14 @@ def size_rows(sizes: list[Size], requests: list[auditing.Request]) -> list[tuple
         ours_watch = [s.new_seen[n] - t for n, t in s.ours_new.items() if n in s.new_seen]
         theirs_watch = [s.new_seen[n] - t for n, t in s.theirs_new.items() if n in s.new_seen]
         ours_audit = first_pods(requests, s.ours_new)
+        relaunch_split = first_writes(
+            requests, relaunch_times(requests, s.relaunch.began, s.relaunch.ended + 10)
+        )
+        new_split = first_writes(requests, first_pod_times(requests, s.ours_new))
         per_size.append(
             (s, reacted, calls, quiet, checkpoints, ours_watch, theirs_watch, ours_audit)
         )
+        splits.append((relaunch_split, new_split))
     add("relaunches measured", [str(len(p[1])) for p in per_size], "10%/min of the jobs")
     add(
         "reaction p50 (exit report -> new pod)",
@@ -452,6 +528,13 @@ def size_rows(sizes: list[Size], requests: list[auditing.Request]) -> list[tuple
         "<= 100 ms",
     )
     add("reaction p99", [_ms(percentile(p[1], 0.99)) for p in per_size], "<= 500 ms")
+    for what, index in (("relaunch", 0), ("new job", 1)):
+        for part, label in ((0, "learning (-> first write)"), (1, "writing (first write -> pod)")):
+            add(
+                f"  {what}: {label} p50 / p99",
+                [_p50_p99([pair[part] for pair in split[index]]) for split in splits],
+                "",
+            )
     add(
         "API requests per relaunch (audit log)",
         [f"{sum(p[2].values()) / max(len(p[1]), 1):.1f}" for p in per_size],
@@ -598,17 +681,17 @@ def main() -> None:
             )
             api = config.new_client_from_config(str(cluster.kubeconfig))
             api.user_agent = BENCH_AGENT
-            fleet_api = config.new_client_from_config(str(cluster.kubeconfig))
-            fleet_api.user_agent = FLEET_AGENT
             server = urlparse(cluster.control_plane.server)
-            fleet = Fleet(
-                fleet_api,
-                NAMESPACE,
-                Path(folder) / "fleet",
+            where = Where(
+                kubeconfig=cluster.kubeconfig,
+                agent=FLEET_AGENT,
+                namespace=NAMESPACE,
+                folder=Path(folder) / "fleet",
                 host=str(server.hostname),
                 port=int(server.port or 443),
                 ca_file=cluster.control_plane.ca_file,
             )
+            fleet = Fleets(where, FLEET_PROCESSES)
             operator = OperatorProcess(
                 cluster.kubeconfig, Path(folder) / "operator.log", namespaces=["scale-*"]
             )
@@ -643,9 +726,8 @@ def main() -> None:
         (f"{QUIET_SECONDS:.0f} s of checkpoints only", last.quiet, 1),
         ("the relaunch window, per relaunch", last.relaunch, 0),
     ):
-        # By client too: kopf's own requests (its user agent) apart from the operator's.
         calls = Counter(
-            f"{r.verb} {r.resource} ({r.agent.split('/')[0]})"
+            f"{r.verb} {r.resource}"
             for r in requests
             if window.began <= r.at <= window.ended and r.verb != "watch" and is_operator(r)
         )
