@@ -11,7 +11,8 @@ writes: a reconcile right after a write sees it, even before its watch event arr
 - A deleted object leaves a tombstone (its UID and version), so a write's answer that arrives
   after its deletion event cannot bring it back.
 - A kind is `synced` once its first full list is in; until then a reader must not take a
-  missing object for an absent one (at start-up a pod not yet listed is not a lost pod).
+  missing object for an absent one (at start-up a pod not yet listed is not a lost pod; a
+  ConfigMap not yet listed is read from the API server).
 
 Staleness can only cost a retry, never a wrong write: every write is fenced (status writes on
 the attempt, owned objects on their controller's UID, pods on their UID), and a refused fenced
@@ -219,6 +220,11 @@ class Store:
 
     def _listed(self, kind: str) -> bool:
         return self._scopes <= self._shelves[kind].listed
+
+    def synced(self, kind: str) -> bool:
+        """Whether the kind's first lists are in: until then an object missing here may exist."""
+        with self._lock:
+            return self._listed(kind)
 
     def wait_synced(self, kinds: Iterable[str], timeout: float) -> bool:
         """Wait until each of these kinds is synced (or the timeout passes)."""

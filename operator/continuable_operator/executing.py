@@ -173,9 +173,9 @@ class Executor:
         return obj
 
     def _read(self, kind: str, namespace: str, name: str, *, fresh: bool) -> Object | None:
-        """The object as the store has it; `fresh`: as the API server has it (after a write
-        found the store behind), kept in the store."""
-        if not fresh:
+        """The object as the store has it; `fresh`, or before the kind's first list is in: as
+        the API server has it (after a write found the store behind), kept in the store."""
+        if not fresh and self.store.synced(kind):
             return self.store.get(kind, namespace, name)
         return self._kept(kind, namespace, name, self.api.get(kind, namespace, name))
 

@@ -9,7 +9,10 @@ saves its last checkpoint (how it stopped) before it ends, but the job's watch a
 watch are two streams, so the store may know of the end before it knows of the last words; the
 job read after the end was seen holds them (an Isolated stop taken for a bare exit 75 would
 count as an interruption). Until the pods' first list is in, no reconcile starts: a pod not yet
-listed must not be taken for a lost one.
+listed must not be taken for a lost one. The other kinds' lists are not waited for (after a
+restart among thousands of jobs they come many seconds later, and pods that ended meanwhile
+must not wait for them): until the jobs' is in, the job is read from the API server, and until
+an owned kind's is in, the executor reads its objects there too.
 
 Reconciles of one job are serialised (a lock per job), since a pod event and a job event can
 arrive together; the status writes are fenced on the attempt anyway, so even two operators
@@ -35,7 +38,7 @@ from typing import Any
 from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
 from . import planning, relaunching
-from .caching import WATCHED_KINDS, Store
+from .caching import Store
 from .classifying import is_terminal
 from .cluster import ApiError, ClusterApi
 from .drafting import FINISHED, attempt_of, has_finalizer
@@ -170,8 +173,8 @@ class Reconciler:
     ) -> tuple[float | None, bool]:
         """Seconds until the next reconcile (None: none needed), and whether the job is gone
         with nothing left to do for it."""
-        if not self.store.wait_synced(WATCHED_KINDS, SYNC_WAIT_SECONDS):
-            raise NotSynced("the first lists of the jobs and their objects are not in yet")
+        if not self.store.wait_synced(("Pod",), SYNC_WAIT_SECONDS):
+            raise NotSynced("the first list of the pods is not in yet")
         pods = self.store.job_objects("Pod", namespace, name)
         # Ended pods still holding our finalizer: their end is not recorded yet.
         ended = [p for p in pods if is_terminal(p) and has_finalizer(p)]
@@ -181,7 +184,7 @@ class Reconciler:
             for p in ended
             if p["metadata"].get("uid") not in slot.ended and not _last_words_in(job, p)
         ]
-        if job is None or unheard:
+        if job is None or unheard or not self.store.synced(KIND):
             job = self.executor.fresh_job(namespace, name)
         slot.ended = {str(p["metadata"].get("uid")) for p in ended}
         if job is None:

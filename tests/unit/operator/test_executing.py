@@ -912,3 +912,43 @@ def test_the_event_of_a_refused_status_write_is_never_posted() -> None:
     with pytest.raises(ApiError):
         _run(cluster, PatchStatus({"phase": "Running"}, 1), Emit("Normal", "Running", "runs"))
     assert cluster.events == []
+
+
+def _pods_only(cluster: FakeCluster) -> Store:
+    """The store right after a restart among thousands of jobs: the pods' first list is in,
+    the jobs' and the other kinds' not yet."""
+    store = Store()
+    store.replace(
+        "Pod", [copy.deepcopy(o) for (k, _, _), o in cluster.store.items() if k == "Pod"], None
+    )
+    return store
+
+
+def test_a_reconcile_before_the_jobs_are_listed_reads_its_job_from_the_api_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pod that ended while the operator was away is relaunched without waiting for the
+    list of every job; its job is read from the API server, as long as the list is not in."""
+    ended = _pod(UID, attempt=1)
+    ended["status"] = {"phase": "Failed"}
+    cluster = FakeCluster(_job(1), ended)
+    seen: list[Object] = []
+    monkeypatch.setattr(planning, "plan", lambda job, *a, **k: seen.append(job) or Plan())
+    store = _pods_only(cluster)
+    reconciler = reconciling.Reconciler(cast(ClusterApi, cluster), store, requeue_workers=0)
+    reconciler._reconcile(NS, NAME, 0.0, reconciling._Slot())
+    assert [job["metadata"]["name"] for job in seen] == [NAME]
+    assert len(cluster.called("get_job")) == 1
+
+
+def test_results_are_dropped_even_before_the_config_maps_are_listed() -> None:
+    """A kind not listed yet is read from the API server: a results ConfigMap missing from
+    the store is not taken for one that does not exist (a restart would keep the results of
+    the steps it redoes)."""
+    data = {"attempt": "1", "fetch.json": "1", "load.json": "2"}
+    cluster = FakeCluster(_job(2), _config_map(UID, data))
+    executor = Executor(
+        cast(ClusterApi, cluster), _pods_only(cluster), clock=lambda: NOW, metrics=OperatorMetrics()
+    )
+    executor.execute(cluster.get_job(NS, NAME), [], Plan([DropResults(("load",))]), 0.0)
+    assert cluster.obj("ConfigMap", "report-results")["data"] == {"attempt": "1", "fetch.json": "1"}
