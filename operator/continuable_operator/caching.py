@@ -91,13 +91,13 @@ class _Shelf:
     def put(self, key: Key, obj: Object) -> None:
         self.drop(key)
         self.objects[key] = obj
-        job = _job_of(obj)
+        job = job_of(obj)
         if job is not None:
             self.by_job.setdefault((key[0], job), set()).add(key[1])
 
     def drop(self, key: Key) -> None:
         gone = self.objects.pop(key, None)
-        job = _job_of(gone) if gone is not None else None
+        job = job_of(gone) if gone is not None else None
         if job is not None:
             names = self.by_job[(key[0], job)]
             names.discard(key[1])
@@ -124,7 +124,8 @@ class _Shelf:
                 self.tombstones.popitem(last=False)
 
 
-def _job_of(obj: Mapping[str, Any]) -> str | None:
+def job_of(obj: Mapping[str, Any]) -> str | None:
+    """The name of the job an object was made for (its label)."""
     return ((obj.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL)
 
 

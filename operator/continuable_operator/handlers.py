@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from continuable.names import JOB_LABEL, KIND, RESTART_FROM_STEP_ANNOTATION
+from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
+from .caching import job_of
 from .classifying import is_terminal
 from .drafting import FINISHED, has_finalizer
 from .reconciling import Reconciler
@@ -100,7 +101,7 @@ def on_store_change(reconciler: Reconciler) -> Callable[[str, str, Object | None
             else:
                 reconciler.schedule(namespace, metadata["name"], 0)
         elif kind == "Pod":
-            job = (metadata.get("labels") or {}).get(JOB_LABEL)
+            job = job_of(new)
             if job and pod_matters(event, old, new):
                 reconciler.schedule(namespace, job, 0)
 
