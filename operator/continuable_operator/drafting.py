@@ -31,6 +31,7 @@ OPERATOR_FIELDS = (
     "attempts",
     "conditions",
     "savedSeconds",
+    "lastRestart",
 )
 COUNTERS = ("attempt", "interruptions", "failures", "resumptions")
 FINISHED = ("Succeeded", "Failed")

@@ -28,7 +28,7 @@ from continuable.names import TEMPLATE_HASH_ANNOTATION, pod_name
 
 from . import conditions as c
 from . import pausing, relaunching, restarting
-from .actions import DeletePod, Plan
+from .actions import ClearRestartRequest, DeletePod, Plan
 from .classifying import is_terminal
 from .drafting import Draft, has_finalizer, release
 from .ending import (
@@ -113,6 +113,9 @@ def _run(draft: Draft, shared: str | None) -> None:
     _tidy_older_pods(draft, attempt)
     pod = draft.pods.get(attempt)
     request = restarting.request_of(draft)
+    if request is not None and restarting.acted_on(draft, request):
+        draft.act(ClearRestartRequest(request.nonce))
+        request = None
     if request is not None and restarting.refuse_unknown(draft, request):
         request = None
     live = pod is not None and not is_terminal(pod) and not is_gone(pod, draft)

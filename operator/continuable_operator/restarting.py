@@ -51,6 +51,14 @@ def known_steps(draft: Draft) -> list[str]:
     return [*names, *(s for s in draft.spec.get("steps") or [] if s not in names)]
 
 
+def acted_on(draft: Draft, request: Request) -> bool:
+    """Whether the status already records this request: the operator stopped after the restart's
+    status write and before removing the annotations. Only its nonce tells; a request set by
+    hand without one is acted on again (the pod that write launched is stopped and restarted)."""
+    last = draft.status.get("lastRestart") or {}
+    return request.nonce is not None and last.get("nonce") == request.nonce
+
+
 def refuse_unknown(draft: Draft, request: Request) -> bool:
     """Refuse a request naming a step the job does not have; whether it was refused."""
     steps = known_steps(draft)
@@ -81,6 +89,9 @@ def restart(draft: Draft, request: Request) -> list[Action]:
     _close_unstarted(draft)
     status = draft.status
     status.update(phase="Pending", completionTime=None, startTime=None, failures=0, interruptions=0)
+    # The next launch raises the attempt by one: that attempt begins the new run.
+    last = {"step": request.step, "nonce": request.nonce, "attempt": draft.attempt + 1}
+    status["lastRestart"] = {k: v for k, v in last.items() if v is not None} | {"time": draft.stamp}
     for kind in (c.COMPLETE, c.FAILED, c.RESTART_REFUSED):
         draft.clear(kind, c.RESTART_REQUESTED, "restarted")
     where = "the first step" if keep == 0 else f"step {request.step}"

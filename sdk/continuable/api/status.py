@@ -70,6 +70,22 @@ class AttemptRecord(ApiModel):
     exit_code: int | None = Field(default=None, description="The job container's exit code.")
 
 
+class LastRestart(ApiModel):
+    """The last restart request the operator acted on: a request whose nonce is this one is
+    not acted on again (the operator may stop between acting and removing the annotations)."""
+
+    step: str = Field(
+        max_length=253, description="The step the job ran again from (* for its first step)."
+    )
+    nonce: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The request's continuable.dev/restart-nonce annotation (none if set by hand).",
+    )
+    attempt: int = Field(ge=1, description="The first attempt of the run the restart began.")
+    time: datetime = Field(description="When the operator acted on the request.")
+
+
 class ContinuableJobStatus(ApiModel):
     """What was observed. All of it is written by the operator, except checkpoint (the SDK)."""
 
@@ -128,6 +144,9 @@ class ContinuableJobStatus(ApiModel):
         default=None,
         ge=0,
         description="Seconds of completed work that resumptions did not have to redo.",
+    )
+    last_restart: LastRestart | None = Field(
+        default=None, description="The last restart request acted on (continuable restart)."
     )
     checkpoint: Checkpoint | None = Field(
         default=None, description="Progress saved by the job's pod (written by the SDK only)."

@@ -151,6 +151,8 @@ def test_restart_from_a_step_runs_it_again(job: JobUnderTest) -> None:
             "--from-step",
             "process_orders",
             "--yes",
+            "-o",
+            "json",
         ],
         capture_output=True,
         text=True,
@@ -167,6 +169,12 @@ def test_restart_from_a_step_runs_it_again(job: JobUnderTest) -> None:
     annotations = job.get()["metadata"].get("annotations") or {}
     assert "continuable.dev/restart-from-step" not in annotations
     assert status["interruptions"] == 0
+    last = status["lastRestart"]
+    assert (last["step"], last["nonce"], last["attempt"]) == (
+        "process_orders",
+        json.loads(restart.stdout)["nonce"],
+        2,
+    )
 
 
 def _metric(text: str, name: str, **labels: str) -> float:

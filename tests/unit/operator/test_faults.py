@@ -311,6 +311,50 @@ def test_a_restart_stops_the_running_pod_first(job: dict[str, Any]) -> None:
     assert not any(isinstance(a, (ClearRestartRequest, CreatePod)) for a in result.actions)
 
 
+def test_a_restart_records_the_request_it_acted_on(job: dict[str, Any]) -> None:
+    _running(job, phase="Failed")
+    job["status"]["attempts"][0]["outcome"] = "Failed"
+    _request(job, "*", nonce="n-7")
+    result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
+    assert _status(result)["lastRestart"] == {
+        "step": "*",
+        "nonce": "n-7",
+        "attempt": 2,
+        "time": "2026-11-27T09:00:00Z",
+    }
+
+
+def test_a_restart_already_acted_on_only_has_its_request_removed(job: dict[str, Any]) -> None:
+    # The operator died after the restart's status write and its pod, before the annotations
+    # went: the pod it launched is the new pass, not one to stop and restart again.
+    _running(job, attempt=2)
+    job["status"]["lastRestart"] = {
+        "step": "*",
+        "nonce": "n-1",
+        "attempt": 2,
+        "time": "2026-11-27T08:59:00Z",
+    }
+    _request(job, "*")
+    result = plan(job, [pod(1, "Failed", exit_code=143, finalizer=False), pod(2)], NOW)
+    assert not any(isinstance(a, (DeletePod, DropResults, CreatePod)) for a in result.actions)
+    assert [a for a in result.actions if isinstance(a, ClearRestartRequest)] == [
+        ClearRestartRequest("n-1")
+    ]
+
+
+def test_a_new_request_after_an_acted_on_one_restarts_again(job: dict[str, Any]) -> None:
+    _running(job, attempt=2)
+    job["status"]["lastRestart"] = {
+        "step": "*",
+        "nonce": "n-1",
+        "attempt": 2,
+        "time": "2026-11-27T08:59:00Z",
+    }
+    _request(job, "*", nonce="n-2")
+    result = plan(job, [pod(2)], NOW)
+    assert [a.disruption and a.disruption[0] for a in result.actions if isinstance(a, DeletePod)]
+
+
 def test_restarting_a_job_past_its_deadline_runs_it_again(job: dict[str, Any]) -> None:
     job["spec"]["activeDeadlineSeconds"] = 60
     _running(
