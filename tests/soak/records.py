@@ -41,6 +41,21 @@ class Fault:
     graceful: bool = False
     detail: str = ""
 
+    def said(self, key: str) -> str | None:
+        """The value `detail` gives `key` (the harness writes `key=value` words), or None."""
+        for word in self.detail.split():
+            name, sep, value = word.partition("=")
+            if sep and name == key:
+                return value
+        return None
+
+    def seconds(self, key: str) -> float:
+        """A duration `detail` gives `key`, in seconds (0 when it gives none)."""
+        try:
+            return float(self.said(key) or 0.0)
+        except ValueError:
+            return 0.0
+
 
 @dataclass(frozen=True)
 class LedgerLine:

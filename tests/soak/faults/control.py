@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from tests.cluster.waiting import wait_for
-from tests.soak.cluster import LEASE_NAME, LEASE_NAMESPACE
+from tests.soak.cluster import LEASE_NAME, LEASE_NAMESPACE, Replica
 from tests.soak.schedule import Fault
 
 from .base import FaultContext, Injector, Skipped
@@ -22,7 +22,15 @@ def _holder(ctx: FaultContext) -> str | None:
         return None
 
 
+def _new_leader(ctx: FaultContext, killed: list[int]) -> Replica | None:
+    """The replica leading now, if it is none of the killed processes."""
+    replica = ctx.operators.leader(_holder(ctx))
+    return replica if replica is not None and replica.pid not in killed else None
+
+
 def operator_kill(ctx: FaultContext, fault: Fault) -> None:
+    """Every replica killed, restarted after the hold; `took`: until one leads again (the
+    liveness judge's allowance: the replicas start late, so they wait a whole lease duration)."""
     indexes = [r.index for r in ctx.operators.replicas]
     t = time.time()
     pids = ctx.operators.kill(indexes)
@@ -30,7 +38,13 @@ def operator_kill(ctx: FaultContext, fault: Fault) -> None:
         time.sleep(fault.hold)
     finally:
         ctx.operators.release(indexes)
-    ctx.log.hit(t, fault.kind, reached=False, killed_pids=pids, down_for=fault.hold)
+    wait_for(
+        lambda: _new_leader(ctx, pids),
+        timeout=LEADER_WAIT_SECONDS,
+        what="a restarted operator replica to take the Lease",
+    )
+    took = time.time() - t
+    ctx.log.hit(t, fault.kind, reached=False, killed_pids=pids, down_for=fault.hold, took=took)
 
 
 def leader_failover(ctx: FaultContext, fault: Fault) -> None:
@@ -42,12 +56,11 @@ def leader_failover(ctx: FaultContext, fault: Fault) -> None:
     others = [r for r in ctx.operators.replicas if r is not leader and r.running()]
     if not others:
         raise Skipped("no other replica running to take over")
-    old_holder = _holder(ctx)
     t = time.time()
     pids = ctx.operators.kill([leader.index])
     try:
         successor = wait_for(
-            lambda: ctx.operators.leader(h) if (h := _holder(ctx)) and h != old_holder else None,
+            lambda: _new_leader(ctx, pids),
             timeout=LEADER_WAIT_SECONDS,
             what="another replica to take the Lease",
         )

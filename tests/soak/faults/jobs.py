@@ -109,6 +109,7 @@ def restart(ctx: FaultContext, fault: Fault) -> None:
         planned_step=fault.step if step != fault.step else None,
         rerun=answer.get("rerun"),
         kept=answer.get("kept"),
+        nonce=answer.get("nonce"),
         **seen,
     )
 

@@ -5,10 +5,11 @@ These are the judges' expectations, written down once and independently of the o
 classifier (`classifying.py`): if the two disagree, a judge says so.
 
 A `restart` resets the checkpoint from its step and the counters, in the operator's status
-write that raises the attempt (restarting.py). Where that write is in the audit log, its new
-attempt is the first of the new pass; without it, the pass starts after the attempt the fault
-names (the one whose pod the restart stopped), else after the highest attempt the ledger or the
-pod watch had seen when the restart was requested. The fallbacks can put an attempt launched in
+write that raises the attempt (restarting.py) and records the request's nonce and the new run's
+first attempt in `status.lastRestart`. Where that write is in the audit log, that attempt is the
+first of the new pass; without it, the pass starts after the attempt the fault names (the one
+whose pod the restart stopped), else after the highest attempt the ledger or the pod watch had
+seen when the restart was requested. The fallbacks can put an attempt launched in
 the same instant as the request on the wrong side (the restart then stops it), so the audit log
 is preferred.
 """
@@ -19,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from tests.soak.records import AuditEvent, Fault, JobRecord, Records
+from tests.soak.records import Fault, JobRecord, Records
 
 # SIGTERM within the grace period: zero repeated items, counted as interruptions.
 GRACEFUL_KINDS: Final = frozenset(
@@ -113,35 +114,30 @@ class Boundary:
     before: int
 
 
-def _sets_attempt(event: AuditEvent) -> int | None:
-    ops = event.request if isinstance(event.request, list) else []
-    for op in ops:
-        if isinstance(op, dict) and op.get("path") == "/status/attempt" and op.get("op") != "test":
-            value = op.get("value")
-            return value if isinstance(value, int) else None
-    return None
-
-
 def _reset_attempt(records: Records, job: JobRecord, fault: Fault) -> int | None:
-    """The attempt the operator's restart write raised to: its first status write after the
-    request that both raises the attempt and touches the checkpoint (only a restart does)."""
+    """The first attempt of the run the restart began, as the operator's status write that acted
+    on the request records it (`status.lastRestart` with the request's nonce; the write may
+    raise the attempt, or, for a suspended job, leave that to the resume)."""
+    nonce = fault.said("nonce")
+    if nonce is None:
+        return None
     for event in records.audit:
-        if (
+        if not (
             event.accepted
             and event.received >= fault.t
             and event.resource == "continuablejobs"
             and event.subresource == "status"
             and event.name == job.name
-            and not event.user.endswith("-checkpoint")
             and isinstance(event.request, list)
-            and any(
-                isinstance(op, dict) and op.get("path") == "/status/checkpoint"
-                for op in event.request
-            )
         ):
-            attempt = _sets_attempt(event)
-            if attempt is not None:
-                return attempt
+            continue
+        for op in event.request:
+            if not isinstance(op, dict) or op.get("path") != "/status/lastRestart":
+                continue
+            value = op.get("value") if op.get("op") != "test" else None
+            if isinstance(value, dict) and value.get("nonce") == nonce:
+                attempt = value.get("attempt")
+                return attempt if isinstance(attempt, int) else None
     return None
 
 

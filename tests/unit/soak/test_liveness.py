@@ -98,6 +98,21 @@ def test_bound() -> None:
     assert any("took 100 s, more than 60 s" in line for line in verdict.evidence)
 
 
+def test_the_bound_grows_by_the_time_no_operator_could_act_while_the_job_lived() -> None:
+    # Completed at 100 s: 100 > 60, but 30 s without a leader and 15 s without an API server
+    # during its life make its bound 105 s; a failover after its end (at 150 s) adds nothing.
+    stalls = [
+        fault("operator-kill", 20.0, None, job=None, reached=False, detail="took=20.000"),
+        fault("leader-failover", 50.0, None, job=None, reached=False, detail="took=10.000"),
+        fault("apiserver-restart", 70.0, None, job=None, reached=False, detail="back_after=15.0"),
+        fault("leader-failover", 150.0, None, job=None, reached=False, detail="took=90.000"),
+    ]
+    run = records(ledger=clean_ledger(), faults=stalls)
+    assert judge.judge(run, bound_seconds=60).held
+    verdict = judge.judge(run, bound_seconds=50)
+    assert any("took 100 s, more than 95 s (50 s" in line for line in verdict.evidence)
+
+
 def _log(t: float) -> str:
     stamp = datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S,%f")[:23]
     message = "reconciling soak/j failed: timed out; retry in 2s"

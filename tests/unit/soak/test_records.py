@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.soak.judges.accounting import parse_metrics
 from tests.soak.judges.faults import boundaries
-from tests.soak.records import load, parse_ledger
+from tests.soak.records import AuditEvent, load, parse_ledger
 
 from .conftest import OPERATOR, fault, job, operator_raise, records
 
@@ -133,18 +134,49 @@ def test_load_a_run_folder(tmp_path: Path) -> None:
     assert run.window() == (0.0, event.t)
 
 
-def test_a_restart_boundary_comes_from_the_operators_reset_write() -> None:
-    # The fault names no attempt; the operator's write that removes the checkpoint raised to 5.
-    reset = operator_raise(10.5, 5)
-    reset = reset.__class__(
-        **{
-            **reset.__dict__,
-            "request": [*reset.request, {"op": "remove", "path": "/status/checkpoint"}],
-        }
-    )
+def _acting_on(event: AuditEvent, nonce: str, attempt: int) -> AuditEvent:
+    """`event` as the operator's write that acted on the restart request `nonce`."""
+    last = {"step": "*", "nonce": nonce, "attempt": attempt, "time": "1970-01-01T00:00:10Z"}
+    ops = [*event.request, {"op": "add", "path": "/status/lastRestart", "value": last}]
+    return replace(event, request=ops)
+
+
+def _removing_the_checkpoint(event: AuditEvent) -> AuditEvent:
+    return replace(event, request=[*event.request, {"op": "remove", "path": "/status/checkpoint"}])
+
+
+def test_a_restart_boundary_comes_from_the_write_that_records_its_nonce() -> None:
+    # The fault names no attempt; the operator's write that acted on its request raised to 5.
     run = records(
-        faults=[fault("restart", 10.0, None, detail="items")],
-        audit=[operator_raise(9.0, 4), reset],
+        faults=[fault("restart", 10.0, None, detail="from_step=items nonce=a1")],
+        audit=[operator_raise(9.0, 4), _acting_on(operator_raise(10.5, 5), "a1", 5)],
     )
     (boundary,) = boundaries(run, job())
     assert (boundary.step, boundary.before) == ("items", 4)
+
+
+def test_each_restart_finds_its_own_write_even_one_that_reset_no_checkpoint() -> None:
+    # A restart from the first step with no checkpoint saved yet writes no checkpoint op; the
+    # next restart's write must not be taken for it.
+    run = records(
+        faults=[
+            fault("restart", 10.0, 2, detail="from_step=* nonce=a1"),
+            fault("restart", 20.0, 4, detail="from_step=* nonce=b2"),
+        ],
+        audit=[
+            _acting_on(operator_raise(10.5, 3), "a1", 3),
+            operator_raise(15.0, 4),
+            _removing_the_checkpoint(_acting_on(operator_raise(20.5, 5), "b2", 5)),
+        ],
+    )
+    assert [b.before for b in boundaries(run, job())] == [2, 4]
+
+
+def test_a_restart_of_a_suspended_job_begins_its_run_at_the_next_launch() -> None:
+    # Suspended: the write that acts on the request raises no attempt; the run begins at 3.
+    acted = _acting_on(operator_raise(10.5, 2), "a1", 3)
+    acted = replace(acted, request=[op for op in acted.request if op["path"] != "/status/attempt"])
+    run = records(
+        faults=[fault("restart", 10.0, None, detail="from_step=* nonce=a1")], audit=[acted]
+    )
+    assert [b.before for b in boundaries(run, job())] == [2]
