@@ -68,7 +68,7 @@ e2e-local: $(STAMP) ## SDK end-to-end tests with real processes and signals (no 
 # beside the rest of the suite (its output follows the suite's); either failing fails `e2e`.
 SOAK_SMOKE_LOG := .continuable/soak-smoke.log
 
-e2e: $(STAMP) k8s-bin prometheus-bin node-packages node-images ## All end-to-end tests; pytest starts (and stops) one local cluster for them, the soak smoke another.
+e2e: $(STAMP) k8s-bin prometheus-bin kueue-bin node-packages node-images ## All end-to-end tests; pytest starts (and stops) one local cluster for them, the soak smoke another.
 	@mkdir -p $(dir $(SOAK_SMOKE_LOG))
 	@$(BIN)/pytest tests/e2e/soak -p no:cacheprovider --durations=1 >$(SOAK_SMOKE_LOG) 2>&1 & smoke=$$!; \
 	$(BIN)/pytest tests/e2e --ignore=tests/e2e/soak --durations=15; suite=$$?; \
@@ -77,7 +77,7 @@ e2e: $(STAMP) k8s-bin prometheus-bin node-packages node-images ## All end-to-end
 	test $$suite -eq 0 && test $$smoked -eq 0
 
 .PHONY: test
-test: lint verify k8s-bin prometheus-bin node-packages node-images unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
+test: lint verify k8s-bin prometheus-bin kueue-bin node-packages node-images unit e2e ## Everything CI runs: lint, verify, unit and end-to-end tests.
 
 ##@ Local cluster
 
@@ -88,6 +88,10 @@ k8s-bin: ## Build the pinned Kubernetes (kubelet, kube-proxy too), etcd and helm
 .PHONY: prometheus-bin
 prometheus-bin: ## Build the pinned Prometheus server and promtool into ~/.cache/continuable (once).
 	bash tests/cluster/build_prometheus.sh >/dev/null
+
+.PHONY: kueue-bin
+kueue-bin: ## Build the pinned Kueue manager (and keep its CRDs) into ~/.cache/continuable (once).
+	bash tests/cluster/build_kueue.sh >/dev/null
 
 .PHONY: kwok-bin
 kwok-bin: ## Build the pinned kwok (fake nodes for `make bench-scale`) into ~/.cache/continuable (once).

@@ -19,11 +19,14 @@ and it is started again: the first relaunch after the start, the reconciles done
 the relaunches of pods evicted during the first minute.
 
 The tables go to stdout and bench/results/scale.md, the figures to scale.json, the plots to
-scale.png. SCALE_SIZES (e.g. "50,100") and SCALE_FINISHED make a shorter run.
+scale.png. SCALE_SIZES (e.g. "50,100") and SCALE_FINISHED make a shorter run; SCALE_RUN_DIR
+keeps the run's folder there (the audit log, the operator's and kwok's logs)
+instead of a temporary one removed at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -33,6 +36,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +57,7 @@ from tests.cluster.waiting import wait_for
 
 SIZES = tuple(int(s) for s in os.environ.get("SCALE_SIZES", "100,300,1000").split(","))
 FINISHED = int(os.environ.get("SCALE_FINISHED", "5000"))
+RUN_DIR = os.environ.get("SCALE_RUN_DIR")
 NAMESPACE = "scale-bench"
 NODES, PODS_PER_NODE = 4, 400
 QUIET_SECONDS = 30.0
@@ -659,9 +664,22 @@ def plot(sizes: list[Size], requests: list[auditing.Request], path: Path) -> Non
     figure.savefig(path, dpi=100)
 
 
+@contextlib.contextmanager
+def run_folder() -> Iterator[str]:
+    """SCALE_RUN_DIR (made afresh, kept), else a temporary folder."""
+    if not RUN_DIR:
+        with tempfile.TemporaryDirectory() as folder:
+            yield folder
+        return
+    kept = Path(RUN_DIR)
+    kept.mkdir(parents=True, exist_ok=False)
+    print(f"keeping the run's folder: {kept}", flush=True)
+    yield str(kept)
+
+
 def main() -> None:
     with (
-        tempfile.TemporaryDirectory() as folder,
+        run_folder() as folder,
         open_cluster(extra_apiserver_args=auditing.apiserver_args(Path(folder))) as cluster,
     ):
         assert cluster.control_plane is not None, "the benchmark starts its own cluster"

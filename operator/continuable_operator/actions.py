@@ -74,6 +74,32 @@ class ClearRestartRequest:
 
 
 @dataclass(frozen=True)
+class CreateWorkload:
+    """Create the job's Kueue Workload (controlled by the job); an existing one is left as it
+    is: Kueue writes parts of its spec (active, priority) too."""
+
+    manifest: Object
+
+
+@dataclass(frozen=True)
+class PatchWorkload:
+    """A merge patch of the job's Workload (its spec.active)."""
+
+    name: str
+    patch: Object
+
+
+@dataclass(frozen=True)
+class PatchWorkloadStatus:
+    """A merge patch of the job's Workload's status, fenced on the resourceVersion it was read
+    at (Kueue writes the same conditions): a conflict means the reconcile plans again."""
+
+    name: str
+    resource_version: str | None
+    status: Object
+
+
+@dataclass(frozen=True)
 class Emit:
     type: Literal["Normal", "Warning"]
     reason: str
@@ -89,6 +115,9 @@ Action = (
     | DeleteJob
     | DropResults
     | ClearRestartRequest
+    | CreateWorkload
+    | PatchWorkload
+    | PatchWorkloadStatus
     | Emit
 )
 

@@ -47,6 +47,12 @@ TOMBSTONES = 4096
 OWNED_KINDS = ("Pod", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
 # Every kind the operator watches: the jobs, then what it makes for them.
 WATCHED_KINDS = (KIND, *OWNED_KINDS)
+# With the Kueue integration on (--kueue), the jobs' Workloads too.
+WORKLOAD = "Workload"
+
+
+def watched_kinds(kueue: bool) -> tuple[str, ...]:
+    return (*WATCHED_KINDS, WORKLOAD) if kueue else WATCHED_KINDS
 
 
 def version(obj: Mapping[str, Any]) -> int | None:
@@ -138,12 +144,19 @@ class Store:
     """The operator's in-memory view, safe to use from any thread. Readers get the stored
     dicts themselves: they must not change them."""
 
-    def __init__(self, namespaces: Iterable[str] = (), on_change: OnChange | None = None) -> None:
+    def __init__(
+        self,
+        namespaces: Iterable[str] = (),
+        on_change: OnChange | None = None,
+        *,
+        kinds: tuple[str, ...] = WATCHED_KINDS,
+    ) -> None:
         """`namespaces`: those the operator serves (none: all), each listed before a kind is
-        synced."""
+        synced. `kinds`: those watched (`watched_kinds`)."""
         self.on_change = on_change
+        self.kinds = kinds
         self._lock = threading.Lock()
-        self._shelves = {kind: _Shelf() for kind in WATCHED_KINDS}
+        self._shelves = {kind: _Shelf() for kind in kinds}
         self._synced = threading.Condition(self._lock)
         self._scopes: set[str | None] = set(namespaces) or {None}
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .caching import WATCHED_KINDS, Store
+from .caching import Store, watched_kinds
 from .cluster import ClusterApi
 from .electing import KubeLeases, LeaseElector
 from .handlers import on_store_change
@@ -50,6 +50,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--leader-elect",
         action="store_true",
         help="act only while holding a Lease (for more than one replica)",
+    )
+    parser.add_argument(
+        "--kueue",
+        action="store_true",
+        help="queue jobs labelled kueue.x-k8s.io/queue-name through Kueue: one Workload each "
+        "(Kueue's Workload CRD must be installed)",
     )
     parser.add_argument("--lease-name", default="continuable-operator")
     parser.add_argument(
@@ -116,7 +122,7 @@ async def _run(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
     metrics.serve(args.bind_address, args.metrics_port)
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
-    store = Store(scopes(args.namespace))
+    store = Store(scopes(args.namespace), kinds=watched_kinds(args.kueue))
     reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), store, metrics=metrics)
     store.on_change = on_store_change(reconciler)
     ready, standby = asyncio.Event(), asyncio.Event()
@@ -136,8 +142,9 @@ async def _run(args: argparse.Namespace) -> None:
             elector.keep(_exit_on_lost_lease, stop)
         _watch(store, args.namespace, stop)
         while not stop.is_set():
-            if await asyncio.to_thread(store.wait_synced, WATCHED_KINDS, SYNC_POLL_SECONDS):
+            if await asyncio.to_thread(store.wait_synced, store.kinds, SYNC_POLL_SECONDS):
                 ready.set()
+                log.info("ready: the first lists of %s are in", ", ".join(store.kinds))
                 break
         await stopping.wait()
         log.info("stopping")
@@ -154,7 +161,7 @@ def _watch(store: Store, namespaces: list[str], stop: threading.Event) -> None:
 
     configuration = client.Configuration.get_default_copy()
     # A connection per watch, or the pool drops and reopens them.
-    configuration.connection_pool_maxsize = len(WATCHED_KINDS) * max(len(scopes(namespaces)), 1)
+    configuration.connection_pool_maxsize = len(store.kinds) * max(len(scopes(namespaces)), 1)
     watching = client.ApiClient(configuration)
     start_informers(
         store,

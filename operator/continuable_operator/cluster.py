@@ -31,6 +31,7 @@ from continuable.names import (
     VERSION,
 )
 
+from . import queueing
 from .throttling import TokenBucket
 
 T = TypeVar("T")
@@ -148,7 +149,22 @@ class ClusterApi:
 
     # ContinuableJobs.
 
-    def get_job(self, namespace: str, name: str) -> Object | None:
+    def get_job(self, namespace: str, name: str, *, cached: bool = False) -> Object | None:
+        """The job; `cached`: as the API server's watch cache holds it (a list of that one name
+        at resourceVersion 0), which may lag etcd by moments but never waits behind it, where a
+        plain read is served by etcd."""
+        if cached:
+            listed: Object = self._call(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                field_selector=f"metadata.name={name}",
+                resource_version="0",
+            )
+            items = listed.get("items") or []
+            return dict(items[0]) if items else None
         try:
             job: Object = self._call(
                 self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
@@ -191,6 +207,54 @@ class ClusterApi:
             name,
             body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
         )
+
+    # Kueue: the jobs' Workloads, and what the planner reads to fill them in and apply them.
+
+    def create_workload(self, manifest: Object) -> Object:
+        namespace = manifest["metadata"]["namespace"]
+        created: Object = self._call(
+            self._custom.create_namespaced_custom_object,
+            queueing.GROUP,
+            queueing.VERSION,
+            namespace,
+            queueing.PLURAL,
+            manifest,
+        )
+        return created
+
+    def patch_workload(
+        self, namespace: str, name: str, body: Object, *, status: bool = False
+    ) -> Object:
+        """A merge patch of a Workload, or (`status`) of its status; the Workload as patched.
+        A `metadata.resourceVersion` in the body makes it conditional (409 if it moved on)."""
+        patch = (
+            self._custom.patch_namespaced_custom_object_status
+            if status
+            else self._custom.patch_namespaced_custom_object
+        )
+        patched: Object = self._call(
+            patch,
+            queueing.GROUP,
+            queueing.VERSION,
+            namespace,
+            queueing.PLURAL,
+            name,
+            body,
+            _content_type=MERGE_PATCH,
+        )
+        return patched
+
+    def get_cluster_object(self, group: str, version: str, plural: str, name: str) -> Object | None:
+        """A cluster-scoped object (a ResourceFlavor, a priority class), or None."""
+        try:
+            found: Object = self._call(
+                self._custom.get_cluster_custom_object, group, version, plural, name
+            )
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return found
 
     # Pods.
 

@@ -55,6 +55,11 @@ NAME_TAKEN: Final = "NameTaken"
 NAME_FREE: Final = "NameFree"
 ACCOUNT_SHARED: Final = "AccountShared"
 ACCOUNT_OWN: Final = "AccountNotShared"
+# Kueue (issue 25): a queued job waits for its Workload's admission; an eviction stops its pod.
+QUEUED: Final = "Queued"
+WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
+ADMITTED_BY_KUEUE: Final = "Admitted"
+EVICTED_BY_KUEUE: Final = "EvictedByKueue"
 # The reasons of the stops the operator causes itself: classified before any podFailurePolicy
 # rule, so no rule can turn them into failures.
 OWN_STOPS: Final = frozenset(
@@ -66,6 +71,7 @@ OWN_STOPS: Final = frozenset(
         SUPERSEDED,
         JOB_FINISHED,
         JOB_DELETED,
+        EVICTED_BY_KUEUE,
     }
 )
 

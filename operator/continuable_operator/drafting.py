@@ -17,6 +17,7 @@ from continuable.names import ATTEMPT_LABEL, TRACKING_FINALIZER
 from . import conditions as c
 from .actions import Action, Emit, PatchStatus, Plan, RemoveFinalizer
 from .ownership import controlled_by
+from .queueing import Queue
 
 OPERATOR_FIELDS = (
     "observedGeneration",
@@ -62,9 +63,15 @@ def release(pod: Mapping[str, Any]) -> RemoveFinalizer:
 
 class Draft:
     def __init__(
-        self, job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
+        self,
+        job: Mapping[str, Any],
+        pods: Sequence[Mapping[str, Any]],
+        now: datetime,
+        queue: Queue | None = None,
     ) -> None:
+        """`queue`: the job's Kueue Workload and what it needs, for a job Kueue queues."""
         self.job = job
+        self.queue = queue
         self.name = str(job["metadata"]["name"])
         self.uid = str(job["metadata"]["uid"])
         self.spec: Mapping[str, Any] = job["spec"]

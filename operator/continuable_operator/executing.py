@@ -34,16 +34,19 @@ from continuable.names import (
     results_config_map,
 )
 
-from . import planning
+from . import planning, queueing
 from .actions import (
     ClearRestartRequest,
     CreatePod,
+    CreateWorkload,
     DeleteJob,
     DeletePod,
     DropResults,
     Emit,
     EnsureObject,
     PatchStatus,
+    PatchWorkload,
+    PatchWorkloadStatus,
     Plan,
     RemoveFinalizer,
 )
@@ -179,9 +182,11 @@ class Executor:
             return self.store.get(kind, namespace, name)
         return self._kept(kind, namespace, name, self.api.get(kind, namespace, name))
 
-    def fresh_job(self, namespace: str, name: str) -> Object | None:
-        """The job as the API server has it now, kept in the store."""
-        return self._kept(KIND, namespace, name, self.api.get_job(namespace, name))
+    def fresh_job(self, namespace: str, name: str, *, cached: bool = False) -> Object | None:
+        """The job as the API server has it now (`cached`: as its watch cache has it), kept in
+        the store."""
+        found = self.api.get_job(namespace, name, cached=cached)
+        return self._kept(KIND, namespace, name, found)
 
     def _kept(self, kind: str, namespace: str, name: str, found: Object | None) -> Object | None:
         """What a read of the API server found, kept in the store; None (gone) removes the
@@ -242,6 +247,8 @@ class Executor:
                 self._drop_results(job, action.steps)
             elif isinstance(action, ClearRestartRequest):
                 self._clear_restart_request(job, action.nonce)
+            elif isinstance(action, CreateWorkload | PatchWorkload | PatchWorkloadStatus):
+                self._workload(namespace, action)
             elif isinstance(action, DeleteJob):
                 try:
                     self.api.delete_job(namespace, action.name, action.uid)
@@ -296,6 +303,32 @@ class Executor:
             "backoff): %s",
             *(namespace, name, expected, err),  # the error carries the API server's message
         )
+
+    # Kueue.
+
+    def _workload(
+        self, namespace: str, action: CreateWorkload | PatchWorkload | PatchWorkloadStatus
+    ) -> None:
+        """The job's Workload: created once (one that exists is kept: Kueue writes parts of its
+        spec), patched, or its status patched on the version it was read at. A conflict (Kueue
+        wrote meanwhile) replans at once; a Workload gone meanwhile replans after its watch."""
+        try:
+            if isinstance(action, CreateWorkload):
+                written = self.api.create_workload(action.manifest)
+            elif isinstance(action, PatchWorkload):
+                written = self.api.patch_workload(namespace, action.name, action.patch)
+            else:
+                body: Object = {"status": action.status}
+                if action.resource_version is not None:
+                    body["metadata"] = {"resourceVersion": action.resource_version}
+                written = self.api.patch_workload(namespace, action.name, body, status=True)
+        except ApiError as err:
+            if isinstance(action, CreateWorkload) and err.status == 409:
+                return  # made by an earlier reconcile; its watch brings it
+            if err.status in (404, 409):
+                raise Stop(REPLAN_SECONDS) from err
+            raise
+        self.store.apply(queueing.KIND, None, {**written, "kind": queueing.KIND})
 
     # Objects the job controls.
 

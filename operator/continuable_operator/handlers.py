@@ -25,7 +25,7 @@ from typing import Any
 
 from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
-from .caching import job_of
+from .caching import WORKLOAD, job_of
 from .classifying import is_terminal
 from .drafting import FINISHED, has_finalizer
 from .reconciling import Reconciler
@@ -103,6 +103,11 @@ def on_store_change(reconciler: Reconciler) -> Callable[[str, str, Object | None
         elif kind == "Pod":
             job = job_of(new)
             if job and pod_matters(event, old, new):
+                reconciler.schedule(namespace, job, 0)
+        elif kind == WORKLOAD:
+            # Kueue admitted, evicted or requeued the job (its Workload changes only then).
+            job = job_of(new)
+            if job:
                 reconciler.schedule(namespace, job, 0)
 
     return changed

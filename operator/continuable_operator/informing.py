@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,8 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from continuable.names import GROUP, JOB_LABEL, KIND, PLURAL, VERSION
 
-from .caching import WATCHED_KINDS, Store
+from . import queueing
+from .caching import WORKLOAD, Store
 from .namespaces import scopes, serves
 
 log = logging.getLogger(__name__)
@@ -51,14 +53,20 @@ def _listers(
 ) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
     """Per kind: its namespaced list call (the namespace first) and its all-namespaces one."""
 
-    def jobs_in(namespace: str, **kwargs: Any) -> Any:
-        return custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, **kwargs)
+    def of_custom(
+        group: str, version: str, plural: str
+    ) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        def listed_in(namespace: str, **kwargs: Any) -> Any:
+            return custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
 
-    def jobs_everywhere(**kwargs: Any) -> Any:
-        return custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        def listed_everywhere(**kwargs: Any) -> Any:
+            return custom.list_cluster_custom_object(group, version, plural, **kwargs)
+
+        return listed_in, listed_everywhere
 
     return {
-        KIND: (jobs_in, jobs_everywhere),
+        KIND: of_custom(GROUP, VERSION, PLURAL),
+        WORKLOAD: of_custom(queueing.GROUP, queueing.VERSION, queueing.PLURAL),
         "Pod": (core.list_namespaced_pod, core.list_pod_for_all_namespaces),
         "ConfigMap": (core.list_namespaced_config_map, core.list_config_map_for_all_namespaces),
         "ServiceAccount": (
@@ -104,6 +112,8 @@ class Informer:
         self.namespace = namespace
         self._list_call = list_call
         self._stopped = stopped
+        # The newest resourceVersion seen (a list's, a watch event's): a relist is never older.
+        self._seen: str | None = None
 
     def _call(self, **kwargs: Any) -> Any:
         args = (self.namespace,) if self.namespace is not None else ()
@@ -119,11 +129,19 @@ class Informer:
 
     def list(self) -> str:
         """List every page into the store; the list's resourceVersion."""
+        began = time.monotonic()
         items: list[Object] = []
         token: str | None = None
         listed = ""
+        # Served by the API server's watch cache, as client-go's reflectors list: the first
+        # list at version 0 (whatever the cache has), a relist not older than what was seen. A
+        # consistent list waits for that cache to catch up with etcd, which right after
+        # thousands of writes took seconds per page (issue 24's restart).
+        first: dict[str, str] = {"resource_version": self._seen or "0"}
+        if self._seen:
+            first["resource_version_match"] = "NotOlderThan"
         while True:
-            response = self._call(limit=PAGE, **({"_continue": token} if token else {}))
+            response = self._call(limit=PAGE, **({"_continue": token} if token else first))
             page = json.loads(response.data)
             metadata = page.get("metadata") or {}
             listed = listed or str(metadata.get("resourceVersion") or "")
@@ -135,7 +153,14 @@ class Informer:
             item.setdefault("kind", self.kind)
         version = int(listed) if listed.isdigit() else None
         self.store.replace(self.kind, items, version, namespace=self.namespace)
-        log.debug("listed %d %s at version %s", len(items), self.kind, listed)
+        log.info(
+            "listed %d %s in %.1f s (version %s)",
+            len(items),
+            self.kind,
+            time.monotonic() - began,
+            listed,
+        )
+        self._seen = listed or self._seen
         return listed
 
     def watch(self, since: str) -> str:
@@ -154,6 +179,7 @@ class Informer:
                     continue
                 kind, obj = parse_event(line)
                 since = str((obj.get("metadata") or {}).get("resourceVersion") or since)
+                self._seen = since
                 if kind == "BOOKMARK" or not self._wanted(_namespace(obj)):
                     continue
                 obj.setdefault("kind", self.kind)
@@ -200,7 +226,7 @@ def start_informers(
     listers = _listers(core, rbac, custom)
     informers = []
     watched: list[str | None] = [*scopes(namespaces)] or [None]
-    for kind in WATCHED_KINDS:
+    for kind in store.kinds:
         namespaced, everywhere = listers[kind]
         for namespace in watched:
             call = namespaced if namespace is not None else everywhere

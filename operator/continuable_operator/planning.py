@@ -26,8 +26,8 @@ from typing import Any
 
 from continuable.names import TEMPLATE_HASH_ANNOTATION, pod_name
 
+from . import admitting, pausing, relaunching, restarting
 from . import conditions as c
-from . import pausing, relaunching, restarting
 from .actions import ClearRestartRequest, DeletePod, Plan
 from .classifying import is_terminal
 from .drafting import Draft, has_finalizer, release
@@ -41,6 +41,7 @@ from .ending import (
     settle_finished,
 )
 from .launching import template_hash
+from .queueing import Queue
 
 # A job being deleted whose pods have not ended yet looks again this often.
 DELETION_POLL_SECONDS = 5.0
@@ -59,17 +60,22 @@ def plan(
     now: datetime,
     *,
     shared_with: str | None = None,
+    queue: Queue | None = None,
 ) -> Plan:
     """`shared_with`: another job using the service account the template names (see
-    `relaunching.shared_with`), which keeps this one from launching."""
-    draft = Draft(job, pods, now)
+    `relaunching.shared_with`), which keeps this one from launching. `queue`: the job's Kueue
+    Workload and what it needs, for a job Kueue queues (see `admitting`)."""
+    draft = Draft(job, pods, now, queue)
     _release_foreign(draft)
     if job["metadata"].get("deletionTimestamp"):
         _while_deleted(draft)
     else:
+        admitting.ensure_workload(draft)
+        admitting.follow_suspend(draft)
         _run(draft, shared_with)
         pausing.requeue_at_deadline(draft)
         relaunching.unbind_when_finished(draft)
+        admitting.finish(draft)
     return draft.done()
 
 
@@ -151,6 +157,7 @@ def _run(draft: Draft, shared: str | None) -> None:
             pod_name(draft.name, attempt),
             "the pod is gone without a recorded end (force-deleted, or its node lost)",
         )
+    admitting.no_pod_runs(draft)
     follow = restarting.restart(draft, request) if request is not None else []
     if draft.finished:
         # Ended by this plan: the TTL counts from now, and no later event need come to start it.
@@ -234,6 +241,8 @@ def _stop_if_asked(
         why = (c.SUSPENDED_BY_USER, "the job was suspended (spec.suspend)")
     elif request is not None:
         why = (c.RESTART_REQUESTED, f"a restart from step {request.step} was requested")
+    elif (evicted := admitting.eviction(draft)) is not None:
+        why = (c.EVICTED_BY_KUEUE, f"Kueue evicted the job's Workload ({evicted[0]}): {evicted[1]}")
     elif _template_changed(draft, pod):
         why = (c.TEMPLATE_CHANGED, "the pod template changed; resuming on the new one")
     if why is not None:
@@ -260,6 +269,7 @@ def _observe_live(draft: Draft, pod: Mapping[str, Any]) -> None:
             draft.emit("Normal", "Running", f"pod {name} runs on {node}")
         status["phase"] = "Running"
         draft.condition(c.RUNNING, True, c.POD_RUNNING, f"pod {name} is running")
+        admitting.report_ready(draft, True)
         for kind in (c.INTERRUPTED, c.SUSPENDED):
             draft.clear(kind, c.RESUMED, "a new attempt is running")
     elif not running:

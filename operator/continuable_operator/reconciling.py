@@ -37,13 +37,14 @@ from typing import Any
 
 from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
-from . import planning, relaunching
-from .caching import Store
+from . import planning, queueing, relaunching
+from .caching import WORKLOAD, Store
 from .classifying import is_terminal
 from .cluster import ApiError, ClusterApi
 from .drafting import FINISHED, attempt_of, has_finalizer
 from .executing import Executor, Stop
 from .metrics import OperatorMetrics
+from .ownership import controlled_by
 from .scheduling import Scheduler
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,13 @@ def error_retry(failures: int) -> float:
 
 # How long a reconcile waits for the store's first lists before it gives up and retries.
 SYNC_WAIT_SECONDS = 10.0
+
+
+# Where each kind of priority class a queued job may name is read: (version, plural).
+PRIORITY_CLASSES = {
+    "WorkloadPriorityClass": (queueing.VERSION, "workloadpriorityclasses"),
+    "PriorityClass": ("v1", "priorityclasses"),
+}
 
 
 class NotSynced(Exception):
@@ -185,17 +193,65 @@ class Reconciler:
             if p["metadata"].get("uid") not in slot.ended and not _last_words_in(job, p)
         ]
         if job is None or unheard or not self.store.synced(KIND):
-            job = self.executor.fresh_job(namespace, name)
+            job = self._read_job(namespace, name, unheard)
         slot.ended = {str(p["metadata"].get("uid")) for p in ended}
         if job is None:
             result = planning.plan_orphans(pods)
         else:
-            result = planning.plan(job, pods, self.clock(), shared_with=self._sharer(job))
+            queue = self._queue(job)
+            result = planning.plan(
+                job, pods, self.clock(), shared_with=self._sharer(job), queue=queue
+            )
         try:
             self.executor.execute(job, pods, result, began)
         except Stop as stop:
             return stop.retry_after, False
         return result.requeue_after, job is None and not result.actions
+
+    def _read_job(self, namespace: str, name: str, unheard: list[Object]) -> Object | None:
+        """The job from the API server: first from its watch cache, which answers at once
+        where etcd, right after a restart among thousands of jobs, answered a read in seconds
+        (issue 24); then from etcd if that copy is missing or lacks an ended pod's last words,
+        which the pod may have written a moment before it ended."""
+        job = self.executor.fresh_job(namespace, name, cached=True)
+        if job is not None and all(_last_words_in(job, p) for p in unheard):
+            return job
+        return self.executor.fresh_job(namespace, name)
+
+    def _queue(self, job: Object) -> queueing.Queue | None:
+        """A job Kueue queues (--kueue, and the job's queue-name label): its Workload from the
+        store; the ResourceFlavors of its admission while a pod may have to be launched (the
+        job does not run yet); the value of its priority class while the Workload is to be
+        made. A class that does not exist fails the reconcile, which is retried."""
+        name = queueing.queue_name(job)
+        if name is None or WORKLOAD not in self.store.kinds:
+            return None
+        metadata = job["metadata"]
+        found = self.store.job_objects(WORKLOAD, metadata["namespace"], metadata["name"])
+        workload = next((w for w in found if controlled_by(w, metadata["uid"])), None)
+        if workload is None:
+            return queueing.Queue(name, None, {}, self._priority(job))
+        flavors: dict[str, Object] = {}
+        running = (job.get("status") or {}).get("phase") == "Running"
+        if queueing.is_admitted(workload) and not running:
+            for flavor in queueing.flavors_of(workload):
+                read = self.api.get_cluster_object(
+                    queueing.GROUP, queueing.VERSION, "resourceflavors", flavor
+                )
+                if read is not None:
+                    flavors[flavor] = read
+        return queueing.Queue(name, workload, flavors)
+
+    def _priority(self, job: Object) -> queueing.Priority | None:
+        wanted = queueing.priority_class_wanted(job)
+        if wanted is None:
+            return None
+        group, kind, name = wanted
+        version, plural = PRIORITY_CLASSES[kind]
+        found = self.api.get_cluster_object(group, version, plural, name)
+        if found is None:
+            raise ApiError(404, "NotFound", f"{kind} {name} (the job's priority) does not exist")
+        return queueing.Priority(group, kind, name, int(found.get("value") or 0))
 
     def _sharer(self, job: Object) -> str | None:
         """Another job of the namespace that uses the service account the job's template names

@@ -13,6 +13,7 @@ from typing import Any
 
 from continuable.names import ATTEMPT_HISTORY_LENGTH, checkpoint_service_account, pod_name
 
+from . import admitting
 from . import conditions as c
 from .actions import Action, CreatePod, Emit, EnsureObject
 from .classifying import is_terminal
@@ -117,6 +118,12 @@ def launch(draft: Draft, shared: str | None, after_write: Sequence[Action] = ())
         _wait_for_account(draft, shared)
         return
     draft.clear(c.SERVICE_ACCOUNT_SHARED, c.ACCOUNT_OWN, "no other job uses the service account")
+    if not admitting.may_launch(draft):
+        # A restart's results drop and request removal follow its reset without a launch.
+        draft.flush()
+        for action in after_write:
+            draft.act(action)
+        return
     attempt = draft.attempt + 1
     name = pod_name(draft.name, attempt)
     saved = _checkpointed_seconds(draft.checkpoint)
@@ -215,7 +222,7 @@ def launch_objects(draft: Draft, attempt: int) -> None:
     draft.act(EnsureObject(build_results_config_map(job, attempt)))
     draft.act(EnsureObject(build_role(job, attempt)))
     draft.act(EnsureObject(build_role_binding(job)))
-    draft.act(CreatePod(build_pod(job, attempt)))
+    draft.act(CreatePod(admitting.admitted_pod(draft, build_pod(job, attempt))))
 
 
 def unbind_when_finished(draft: Draft) -> None:

@@ -126,4 +126,29 @@ namespace, in a Role in each namespace of watchNamespaces otherwise.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+{{- if .Values.kueue.enabled }}
+# Kueue: one Workload per queued job, watched (by the job label) and created; its spec.active
+# follows the job's spec.suspend (a merge patch).
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Gives an evicted Workload's quota back once its pod has ended, and writes PodsReady and Finished.
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads/status"]
+  verbs: ["patch"]
+{{- end }}
+{{- end }}
+
+{{- define "continuable-operator.kueueClusterRules" -}}
+# What a Workload's admission names (its flavors' node labels and tolerations go on the pod).
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["resourceflavors"]
+  verbs: ["get"]
+# The value of the priority class a queued job names (a Workload carries both).
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloadpriorityclasses"]
+  verbs: ["get"]
+- apiGroups: ["scheduling.k8s.io"]
+  resources: ["priorityclasses"]
+  verbs: ["get"]
 {{- end }}

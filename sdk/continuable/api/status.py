@@ -15,7 +15,7 @@ from continuable.names import ATTEMPT_HISTORY_LENGTH
 from .base import ApiModel
 from .checkpoint import Checkpoint
 
-Phase = Literal["Pending", "Running", "Interrupted", "Suspended", "Succeeded", "Failed"]
+Phase = Literal["Pending", "Queued", "Running", "Interrupted", "Suspended", "Succeeded", "Failed"]
 ConditionType = Literal[
     "Running",
     "Interrupted",
@@ -26,6 +26,7 @@ ConditionType = Literal[
     "NameConflict",
     "ServiceAccountShared",
     "RestartRefused",
+    "Queued",
 ]
 AttemptOutcome = Literal["Running", "Succeeded", "Interrupted", "Isolated", "Failed", "Lost"]
 
@@ -94,8 +95,8 @@ class ContinuableJobStatus(ApiModel):
     )
     phase: Phase | None = Field(
         default=None,
-        description="Pending, Running, Interrupted (a new attempt is coming), Suspended, "
-        "Succeeded or Failed.",
+        description="Pending, Queued (waiting for Kueue to admit the job's Workload), Running, "
+        "Interrupted (a new attempt is coming), Suspended, Succeeded or Failed.",
     )
     attempt: int = Field(
         default=0,
@@ -138,7 +139,8 @@ class ContinuableJobStatus(ApiModel):
         "or results ConfigMap, is taken by one the job does not control, so the job waits); "
         "ServiceAccountShared (the template names a service account an earlier job of the "
         "namespace already names); RestartRefused (the last restart request was refused, for "
-        "example an unknown step name; the message says why).",
+        "example an unknown step name; the message says why); Queued (the job waits in a Kueue "
+        "LocalQueue for its Workload's admission; the message gives Kueue's reason).",
     )
     saved_seconds: float | None = Field(
         default=None,

@@ -675,3 +675,28 @@ def test_notes_name_the_lease_with_several_replicas(helm: Helm) -> None:
     assert f"Lease ops/{FULLNAME}" in several
     assert f"kubectl get lease {FULLNAME} -n ops" in several
     assert "peering" not in several.lower()
+
+
+KUEUE_NAMESPACED = spelled(
+    "kueue.x-k8s.io", "workloads", "get", "list", "watch", "create", "patch"
+) | spelled("kueue.x-k8s.io", "workloads/status", "patch")
+KUEUE_CLUSTER = (
+    spelled("kueue.x-k8s.io", "resourceflavors", "get")
+    | spelled("kueue.x-k8s.io", "workloadpriorityclasses", "get")
+    | spelled("scheduling.k8s.io", "priorityclasses", "get")
+)
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_kueue_rights_come_only_with_kueue_enabled(render: Render, namespaced: bool) -> None:
+    """Workloads in the operator's own rules; Kueue's cluster-scoped objects it reads in a
+    ClusterRole of their own, rendered also when only some namespaces are watched."""
+    scope: dict[str, Any] = {"watchNamespaces": ["batch"]} if namespaced else {}
+    objects = render({**scope, "kueue.enabled": True})
+    assert grants(_job_rules(objects, namespaced)) == OPERATOR | KUEUE_NAMESPACED
+    assert grants(rules_of(objects, "ClusterRole", f"{FULLNAME}-kueue")) == KUEUE_CLUSTER
+    (deployment,) = find(objects, "Deployment")
+    assert "--kueue" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    without = render(scope)
+    assert grants(_job_rules(without, namespaced)) == OPERATOR
+    assert not [o for o in find(without, "ClusterRole") if o["metadata"]["name"].endswith("-kueue")]

@@ -78,3 +78,16 @@ def pod(
     if node is not None:
         spec["nodeName"] = node
     return {"metadata": metadata, "spec": spec, "status": status}
+
+
+def condition(
+    kind: str, status: bool, reason: str, message: str = "", since: str = "2026-11-27T08:00:00Z"
+) -> dict[str, Any]:
+    """A metav1.Condition (a Kueue Workload's, say)."""
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+    }

@@ -220,7 +220,7 @@ def test_a_reconcile_replaces_the_pending_requeue(clock: Clock) -> None:
 
 def test_a_job_found_gone_leaves_nothing_behind(clock: Clock) -> None:
     class Gone:
-        def get_job(self, namespace: str, name: str) -> None:
+        def get_job(self, namespace: str, name: str, *, cached: bool = False) -> None:
             return None
 
     reconciler = _reconciler(Gone(), clock)

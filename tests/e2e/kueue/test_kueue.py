@@ -1,0 +1,184 @@
+"""ContinuableJobs queued, admitted and preempted by a real Kueue (issue 25)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.cluster.waiting import wait_for
+from tests.e2e.jobs import JobUnderTest
+
+from .conftest import Queues
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+
+def _queued(job: JobUnderTest, queues: Queues, priority: str, item_seconds: str) -> dict[str, Any]:
+    """The job in the test's LocalQueue at this priority, its pod asking for the whole quota."""
+    manifest = job.manifest(env={"ITEM_SECONDS": item_seconds})
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "1", "memory": "64Mi"}}
+    manifest["metadata"]["labels"] = {QUEUE_LABEL: queues.local_queue, PRIORITY_LABEL: priority}
+    job.apply(manifest)
+    return manifest
+
+
+def _times(job: JobUnderTest) -> list[float]:
+    """The monotonic time of each attempt's first line, and of the last line before the next
+    attempt's first: [start 1, last of 1, start 2, ...]. The job's pods are this host's
+    processes and write on its clock."""
+    entries = [line.rsplit(" ", 1) for line in job.events.read_text().splitlines()]
+    times: list[float] = []
+    for index, (what, when) in enumerate(entries):
+        if what.startswith("attempt "):
+            if index:
+                times.append(float(entries[index - 1][1]))
+            times.append(float(when))
+    return times
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind), {})
+
+
+def test_a_queued_job_waits_for_quota_then_runs_on_the_flavors_node_and_finishes_its_workload(
+    queues: Queues, scratch: Path
+) -> None:
+    queues.set_quota("0")
+    job = queues.job("queued", scratch)
+    _queued(job, queues, queues.low, "0")
+    status = job.wait_phase("Queued", timeout=60)
+    queued = next(c for c in status["conditions"] if c["type"] == "Queued")
+    assert queued["status"] == "True"
+    assert f"LocalQueue {queues.local_queue}" in queued["message"]
+    printed = queues.kubectl("get", "cjob", job.name, "-n", queues.namespace)
+    assert "Queued" in printed, printed
+    workload = wait_for(lambda: queues.workload(job.name), timeout=30, what="the job's Workload")
+    assert workload["spec"]["priority"] == 100
+    assert not job.pods(), "no pod before the admission"
+
+    queues.set_quota("1")
+    status = job.wait_phase("Succeeded", timeout=120)
+    pod = job.pod(1)
+    assert pod is not None
+    assert pod["spec"]["nodeSelector"]["kubernetes.io/hostname"] == queues.node
+    assert pod["spec"]["nodeName"] == queues.node
+    assert status["interruptions"] == 0
+    finished = wait_for(
+        lambda: _condition(queues.workload(job.name), "Finished") or None,
+        timeout=30,
+        what="the Workload marked Finished",
+    )
+    assert (finished["status"], finished["reason"]) == ("True", "Succeeded")
+
+    job.kubectl("delete", "cjob", job.name, "-n", queues.namespace, "--wait=true")
+    wait_for(
+        lambda: queues.workload(job.name) is None,
+        timeout=60,
+        what="the Workload garbage-collected with its job",
+    )
+
+
+def test_a_higher_priority_job_preempts_ours_which_resumes_at_its_cursor(
+    queues: Queues, scratch: Path
+) -> None:
+    ours = queues.job("ours", scratch)
+    _queued(ours, queues, queues.low, "0.01")
+    ours.wait_phase("Running", timeout=60)
+    ours.wait_items(300, timeout=60)
+    uid = wait_for(lambda: queues.workload(ours.name), timeout=30, what="our Workload")["metadata"][
+        "uid"
+    ]
+
+    theirs = queues.job("theirs", scratch)
+    _queued(theirs, queues, queues.high, "0")
+    queued = ours.wait_phase("Queued", timeout=60)
+    assert queued["interruptions"] == 1
+    assert queued["failures"] == 0
+    assert queued["attempts"][0]["reason"] == "EvictedByKueue"
+
+    theirs.wait_phase("Succeeded", timeout=120)
+    done = ours.wait_phase("Succeeded", timeout=180)
+    assert done["interruptions"] == 1
+    assert done["failures"] == 0
+    assert done["attempt"] == 2
+    counts = Counter(ours.items())
+    assert sorted(counts) == list(range(2000))
+    assert max(counts.values()) == 1, "every item once: resumed at the saved cursor"
+    # Both processes log on this host's monotonic clock: ours had stopped for good before
+    # theirs started, so the quota was given back only once our pod had ended.
+    started_1, stopped_1, _ = _times(ours)
+    assert _times(theirs)[0] > stopped_1 > started_1, "their pod ran only after ours had stopped"
+    kept = queues.workload(ours.name)
+    assert kept is not None
+    assert kept["metadata"]["uid"] == uid, "the Workload was kept across the preemption"
+    requeued = _condition(kept, "Requeued")
+    assert requeued.get("reason") == "Preempted"
+
+
+def _patch_job(job: JobUnderTest, spec: dict[str, Any]) -> None:
+    job.kubectl(
+        "patch", "cjob", job.name, "-n", job.namespace, "--type=merge", "-p", json.dumps(spec)
+    )
+
+
+def test_suspend_deactivates_the_workload_and_resume_requeues_it(
+    queues: Queues, scratch: Path
+) -> None:
+    job = queues.job("paused", scratch)
+    _queued(job, queues, queues.low, "0.01")
+    job.wait_phase("Running", timeout=60)
+    job.wait_items(200, timeout=60)
+
+    _patch_job(job, {"spec": {"suspend": True}})
+    job.wait_phase("Suspended", timeout=60)
+    released = wait_for(
+        lambda: (
+            (w := queues.workload(job.name))
+            and _condition(w, "QuotaReserved").get("status") == "False"
+            and w
+        ),
+        timeout=60,
+        what="the deactivated Workload's quota given back",
+    )
+    assert released["spec"]["active"] is False
+
+    _patch_job(job, {"spec": {"suspend": False}})
+    done = job.wait_phase("Succeeded", timeout=180)
+    assert done["failures"] == 0
+    assert max(Counter(job.items()).values()) == 1, "resumed at the saved cursor"
+    assert queues.workload(job.name)["spec"]["active"] is True  # type: ignore[index]
+
+
+def test_a_pods_ready_timeout_evicts_and_requeues_as_an_interruption(
+    queues: Queues, scratch: Path
+) -> None:
+    """The pod can never be scheduled (its template selects no node): Kueue's waitForPodsReady
+    timeout (20 s here) evicts the Workload; the pod is stopped, counted as an interruption,
+    the quota given back, and Kueue requeues the job after its backoff."""
+    job = queues.job("unready", scratch)
+    manifest = job.manifest()
+    spec = manifest["spec"]["template"]["spec"]
+    spec["nodeSelector"] = {"continuable.dev/nowhere": "true"}
+    spec["containers"][0]["resources"] = {"requests": {"cpu": "1", "memory": "64Mi"}}
+    manifest["metadata"]["labels"] = {QUEUE_LABEL: queues.local_queue}
+    job.apply(manifest)
+    evicted = wait_for(
+        lambda: (s := job.status()).get("interruptions", 0) >= 1 and s,
+        timeout=90,
+        what="the PodsReady timeout's eviction recorded",
+    )
+    first = evicted["attempts"][0]
+    assert first["outcome"] == "Interrupted"
+    assert first["reason"] == "EvictedByKueue"
+    assert "PodsReadyTimeout" in first["message"]
+    assert evicted["failures"] == 0
+    wait_for(
+        lambda: job.status().get("attempt", 0) >= 2,
+        timeout=90,
+        what="the job admitted again after Kueue's backoff, in a new attempt",
+    )
