@@ -8,12 +8,14 @@ state comes in `draft.queue` (None: the job is not Kueue's).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from . import conditions as c
 from . import queueing as q
 from .actions import CreateWorkload, PatchWorkload, PatchWorkloadStatus
-from .drafting import Draft
+from .drafting import Draft, checkpoint_interval, parse_time
+from .launching import template_hash
 
 
 def ensure_workload(draft: Draft) -> None:
@@ -22,8 +24,9 @@ def ensure_workload(draft: Draft) -> None:
     queue = draft.queue
     if queue is None or queue.workload is not None:
         return
-    pod_spec = draft.job["spec"]["template"]["spec"]
-    draft.act(CreateWorkload(q.workload_for(draft.job, pod_spec, queue.priority)))
+    template = draft.spec["template"]
+    workload = q.workload_for(draft.job, template["spec"], queue.priority, template_hash(template))
+    draft.act(CreateWorkload(workload))
 
 
 def may_launch(draft: Draft) -> bool:
@@ -33,7 +36,7 @@ def may_launch(draft: Draft) -> bool:
     queue = draft.queue
     if queue is None:
         return True
-    if queue.workload is not None and q.is_admitted(queue.workload):
+    if queue.workload is not None and q.is_admitted(queue.workload) and not _stale(draft):
         draft.clear(c.QUEUED, c.ADMITTED_BY_KUEUE, f"admitted from LocalQueue {queue.name}")
         return True
     message = f"waiting in LocalQueue {queue.name}: {q.waiting_reason(queue.workload)}"
@@ -68,12 +71,42 @@ def no_pod_runs(draft: Draft) -> None:
     queue = draft.queue
     if queue is None or queue.workload is None:
         return
+    name = q.workload_name(draft.job)
     if q.eviction(queue.workload) is not None:
         status = q.released(queue.workload, draft.stamp)
-        name = q.workload_name(draft.job)
         draft.act(PatchWorkloadStatus(name, _version(queue.workload), status))
+    elif _stale(draft):
+        follow_template(draft, queue.workload)
     elif draft.attempt > 0:
         report_ready(draft, False)
+
+
+def _stale(draft: Draft) -> bool:
+    """Whether the Workload's pod set was made from another pod template than the job's now (a
+    Workload that does not say which is taken as current)."""
+    queue = draft.queue
+    if queue is None or queue.workload is None:
+        return False
+    made_from = q.template_of(queue.workload)
+    return made_from is not None and made_from != template_hash(draft.spec["template"])
+
+
+def follow_template(draft: Draft, workload: Mapping[str, Any]) -> None:
+    """The pod set follows a changed pod template once no pod runs: Kueue's quota goes back
+    first (a pod set cannot change while quota is reserved), then the Workload takes the new
+    template and queues again, for the flavors and quota the new pod needs."""
+    name = q.workload_name(draft.job)
+    if q.holds_quota(workload):
+        cause = (c.TEMPLATE_CHANGED, "the job's pod template changed; its pod set follows")
+        status = q.released(workload, draft.stamp, cause)
+        draft.act(PatchWorkloadStatus(name, _version(workload), status))
+    template = draft.spec["template"]
+    fresh = q.workload_for(draft.job, template["spec"], None, template_hash(template))
+    patch = {
+        "metadata": {"annotations": fresh["metadata"]["annotations"]},
+        "spec": {"podSets": fresh["spec"]["podSets"]},
+    }
+    draft.act(PatchWorkload(name, patch))
 
 
 def report_ready(draft: Draft, ready: bool) -> None:
@@ -117,3 +150,42 @@ def follow_suspend(draft: Draft) -> None:
 def _version(workload: Mapping[str, Any]) -> str | None:
     version = (workload.get("metadata") or {}).get("resourceVersion")
     return str(version) if version else None
+
+
+def boost_priority(draft: Draft) -> None:
+    """--kueue-priority-boost: the Workload's priority boost follows the age of the work a
+    preemption would lose (`queueing.boost`, `_unsaved_since`), written only when it changes.
+    The reconcile looks again once the age reaches the next step, and every interval while a
+    boost is set (the operator hears of no checkpoint by itself: a save brings the boost back
+    to 0 there)."""
+    queue = draft.queue
+    if queue is None or not queue.boost or queue.workload is None:
+        return
+    if not q.is_admitted(queue.workload) or draft.status.get("phase") != "Running":
+        return
+    age = max((draft.now - _unsaved_since(draft)).total_seconds(), 0.0)
+    interval = checkpoint_interval(draft.spec)
+    wanted = q.boost(age, interval)
+    if wanted != q.boost_of(queue.workload):
+        patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: str(wanted)}}}
+        draft.act(PatchWorkload(q.workload_name(draft.job), patch))
+    draft.requeue(interval if wanted else max(2 * interval - age, 0.0) + 0.1)
+
+
+def _unsaved_since(draft: Draft) -> datetime:
+    """When the work a graceful stop would lose began: the last save, while the current step
+    keeps a cursor (it resumes there; the SDK saves it every interval); the step's start in
+    this attempt, while it keeps none (it starts over, however often its checkpoint is
+    written for its duration)."""
+    checkpoint = draft.checkpoint
+    record = draft.record(draft.attempt) or {}
+    attempt_began = parse_time(record.get("startTime")) or draft.now
+    saved = parse_time(checkpoint.get("updatedAt")) or attempt_began
+    name = checkpoint.get("currentStep")
+    steps = checkpoint.get("steps") or []
+    current = next((s for s in steps if s.get("name") == name), None)
+    if current is None or current.get("state") == "Completed":
+        return saved
+    if current.get("cursor") is not None:
+        return saved
+    return max(parse_time(current.get("startedAt")) or attempt_began, attempt_began)

@@ -57,6 +57,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="queue jobs labelled kueue.x-k8s.io/queue-name through Kueue: one Workload each "
         "(Kueue's Workload CRD must be installed)",
     )
+    parser.add_argument(
+        "--kueue-priority-boost",
+        action="store_true",
+        help="with --kueue: raise each running job's Workload priority boost "
+        "(kueue.x-k8s.io/priority-boost, Kueue's PriorityBoost gate) with the age of its "
+        "checkpoint, so the job that saved last is preempted first among equals",
+    )
     parser.add_argument("--lease-name", default="continuable-operator")
     parser.add_argument(
         "--lease-namespace",
@@ -122,8 +129,14 @@ async def _run(args: argparse.Namespace) -> None:
     metrics = OperatorMetrics()
     metrics.serve(args.bind_address, args.metrics_port)
     log.info("metrics on %s:%d/metrics", args.bind_address, args.metrics_port)
-    store = Store(scopes(args.namespace), kinds=watched_kinds(args.kueue))
-    reconciler = Reconciler(ClusterApi(qps=args.qps, burst=args.burst), store, metrics=metrics)
+    kueue = args.kueue or args.kueue_priority_boost
+    store = Store(scopes(args.namespace), kinds=watched_kinds(kueue))
+    reconciler = Reconciler(
+        ClusterApi(qps=args.qps, burst=args.burst),
+        store,
+        metrics=metrics,
+        priority_boost=args.kueue_priority_boost,
+    )
     store.on_change = on_store_change(reconciler)
     ready, standby = asyncio.Event(), asyncio.Event()
     app = health_app(ready, standby, reconciler.scheduler.stalled)

@@ -12,7 +12,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from continuable.names import ATTEMPT_LABEL, TRACKING_FINALIZER
+from continuable.names import (
+    ATTEMPT_LABEL,
+    DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
+    TRACKING_FINALIZER,
+)
 
 from . import conditions as c
 from .actions import Action, Emit, PatchStatus, Plan, RemoveFinalizer
@@ -40,6 +44,12 @@ FINISHED = ("Succeeded", "Failed")
 
 def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def checkpoint_interval(spec: Mapping[str, Any]) -> float:
+    """Seconds between the SDK's checkpoint writes for a job of this spec."""
+    checkpoint = spec.get("checkpoint") or {}
+    return float(checkpoint.get("intervalSeconds", DEFAULT_CHECKPOINT_INTERVAL_SECONDS))
 
 
 def parse_time(text: str | None) -> datetime | None:

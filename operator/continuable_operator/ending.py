@@ -13,12 +13,17 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from continuable.names import DEFAULT_CHECKPOINT_INTERVAL_SECONDS
-
 from . import conditions as c
 from .actions import DeletePod
 from .classifying import Ending, classify, is_terminal
-from .drafting import Draft, has_finalizer, parse_time, release, timestamp
+from .drafting import (
+    Draft,
+    checkpoint_interval,
+    has_finalizer,
+    parse_time,
+    release,
+    timestamp,
+)
 
 # How long past its deletion deadline a pod may stay unconfirmed before its attempt is Lost: a
 # live kubelet kills at the deadline and reports within a second or two; one that says nothing
@@ -40,10 +45,7 @@ def fence_hold_seconds(draft: Draft) -> float:
     its token works, so the process, if it still runs, gets its next checkpoint write refused
     as fenced (422) and stops at once. Released at once, the token would be revoked and the
     process would meet a 401 it must take for an API server restart for a minute, working on."""
-    interval = (draft.spec.get("checkpoint") or {}).get(
-        "intervalSeconds", DEFAULT_CHECKPOINT_INTERVAL_SECONDS
-    )
-    return 3.0 * float(interval) + 5.0
+    return 3.0 * checkpoint_interval(draft.spec) + 5.0
 
 
 def release_when_fenced(draft: Draft, attempt: int, pod: Mapping[str, Any]) -> None:

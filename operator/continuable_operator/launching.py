@@ -15,7 +15,6 @@ from typing import Any
 
 from continuable.names import (
     ATTEMPT_LABEL,
-    DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
     ENV_ATTEMPT,
     ENV_CHECKPOINT_INTERVAL,
     ENV_JOB,
@@ -30,6 +29,7 @@ from continuable.names import (
     results_config_map,
 )
 
+from .drafting import checkpoint_interval
 from .ownership import owned_metadata
 
 
@@ -52,15 +52,13 @@ def build_pod(job: Mapping[str, Any], attempt: int) -> dict[str, Any]:
     spec = copy.deepcopy(template["spec"])
     spec["restartPolicy"] = "Never"
     spec["serviceAccountName"] = service_account_of(job)
-    interval = (job["spec"].get("checkpoint") or {}).get(
-        "intervalSeconds", DEFAULT_CHECKPOINT_INTERVAL_SECONDS
-    )
+    interval = checkpoint_interval(job["spec"])
     ours = {
         ENV_JOB: name,
         ENV_JOB_UID: str(job["metadata"]["uid"]),
         ENV_NAMESPACE: job["metadata"]["namespace"],
         ENV_ATTEMPT: str(attempt),
-        ENV_CHECKPOINT_INTERVAL: str(interval),
+        ENV_CHECKPOINT_INTERVAL: f"{interval:g}",
     }
     for container in spec["containers"]:
         kept = [e for e in container.get("env") or [] if e.get("name") not in ours]

@@ -270,6 +270,7 @@ def _observe_live(draft: Draft, pod: Mapping[str, Any]) -> None:
         status["phase"] = "Running"
         draft.condition(c.RUNNING, True, c.POD_RUNNING, f"pod {name} is running")
         admitting.report_ready(draft, True)
+        admitting.boost_priority(draft)
         for kind in (c.INTERRUPTED, c.SUSPENDED):
             draft.clear(kind, c.RESUMED, "a new attempt is running")
     elif not running:

@@ -12,9 +12,12 @@ operator does for ours, with the condition types, reasons and messages Kueue's o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from continuable.names import TEMPLATE_HASH_ANNOTATION
 
 from . import conditions as c
 from .ownership import owned_metadata
@@ -43,6 +46,12 @@ WAIT_FOR_START: Final = "WaitForStart"
 WAIT_FOR_RECOVERY: Final = "WaitForRecovery"
 STARTED: Final = "Started"
 RECOVERED: Final = "Recovered"
+# Kueue's PriorityBoost (alpha, KEP-7990): added to spec.priority when Kueue orders preemption
+# victims. The operator raises it with the age of a running job's checkpoint (--kueue-priority-
+# boost), so among equal priorities the job that saved most recently, which loses least, goes
+# first.
+BOOST_ANNOTATION: Final = "kueue.x-k8s.io/priority-boost"
+MAX_BOOST: Final = 10
 # Evictions after which Kueue requeues the Workload at once; after the others (a PodsReady
 # timeout, a deactivation, a stopped queue) Kueue itself decides when it is requeued.
 REQUEUED_AT_ONCE: Final = frozenset({"Preempted", "NodeFailures"})
@@ -81,6 +90,7 @@ class Queue:
     workload: Mapping[str, Any] | None = None
     flavors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     priority: Priority | None = None
+    boost: bool = False  # --kueue-priority-boost
 
 
 def priority_class_wanted(job: Mapping[str, Any]) -> tuple[str, str, str] | None:
@@ -96,9 +106,14 @@ def priority_class_wanted(job: Mapping[str, Any]) -> tuple[str, str, str] | None
 
 
 def workload_for(
-    job: Mapping[str, Any], pod_spec: Mapping[str, Any], priority: Priority | None
+    job: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    priority: Priority | None,
+    template: str | None = None,
 ) -> Object:
-    """The Workload of a queued job: one pod set of one pod, the pod spec its attempts run."""
+    """The Workload of a queued job: one pod set of one pod, the pod spec its attempts run;
+    `template`: the hash of the job's pod template it was made from (a change of the template
+    makes the pod set follow it)."""
     metadata = job["metadata"]
     spec: Object = {
         "queueName": queue_name(job),
@@ -114,6 +129,8 @@ def workload_for(
         spec["priority"] = priority.value
     owned = owned_metadata(job, workload_name(job))
     owned["labels"][JOB_UID_LABEL] = metadata["uid"]
+    if template is not None:
+        owned["annotations"] = {TEMPLATE_HASH_ANNOTATION: template}
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": owned, "spec": spec}
 
 
@@ -233,15 +250,17 @@ def _set(
     )
 
 
-def released(workload: Mapping[str, Any], now: str) -> Object:
-    """The status write that gives an evicted Workload's quota back, once its pod is gone (as
-    Kueue's jobframework writes it): Requeued (True only after a preemption or node failures;
-    Kueue requeues the others itself, after its backoff or a reactivation), QuotaReserved False,
-    no admission, Admitted False, PodsReady back to waiting for a start."""
+def released(workload: Mapping[str, Any], now: str, cause: tuple[str, str] | None = None) -> Object:
+    """The status write that gives the Workload's quota back, once its pod is gone (as Kueue's
+    jobframework writes it after an eviction): Requeued (after an eviction True only for a
+    preemption or node failures, Kueue requeues the others itself after its backoff or a
+    reactivation; True for a `cause` of ours, a template change), QuotaReserved False, no
+    admission, Admitted False, PodsReady back to waiting for a start."""
     generation = (workload.get("metadata") or {}).get("generation")
-    reason, message = eviction(workload) or ("Evicted", "")
+    reason, message = cause or eviction(workload) or ("Evicted", "")
+    requeued = cause is not None or reason in REQUEUED_AT_ONCE
     found = _conditions(workload)
-    found = _set(found, REQUEUED, reason in REQUEUED_AT_ONCE, reason, message, now, generation)
+    found = _set(found, REQUEUED, requeued, reason, message, now, generation)
     found = _set(found, QUOTA_RESERVED, False, "Pending", message, now, generation)
     found = _set(
         found, ADMITTED, False, "NoReservation", "The workload has no reservation", now, generation
@@ -291,3 +310,29 @@ def finished(
     generation = (workload.get("metadata") or {}).get("generation")
     reason = "Succeeded" if succeeded else "Failed"
     return _set(found, FINISHED, True, reason, message, now, generation)
+
+
+def template_of(workload: Mapping[str, Any]) -> str | None:
+    """The hash of the pod template the Workload's pod set was made from (None: not said)."""
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
+    found = annotations.get(TEMPLATE_HASH_ANNOTATION)
+    return str(found) if found else None
+
+
+def boost(age: float, interval: float) -> int:
+    """The priority boost of a running job whose last checkpoint is `age` seconds old: 0 while
+    it is younger than two checkpoint intervals (a job that saves on time never gets one), then
+    floor(log2(age / interval)): 1 from 2 intervals, 2 from 4, 3 from 8, ... at most MAX_BOOST
+    (from 1,024 intervals). A logarithm, so a job that has not saved for long is protected
+    more, without one stale job outranking a whole priority class."""
+    if interval <= 0 or age < 2 * interval:
+        return 0
+    return min(MAX_BOOST, int(math.log2(age / interval)))
+
+
+def boost_of(workload: Mapping[str, Any]) -> int:
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations.get(BOOST_ANNOTATION) or 0)
+    except ValueError:
+        return 0

@@ -110,8 +110,12 @@ class Reconciler:
         metrics: OperatorMetrics | None = None,
         requeue_workers: int = REQUEUE_WORKERS,
         monotonic: Callable[[], float] = time.monotonic,
+        priority_boost: bool = False,
     ) -> None:
-        """`requeue_workers=0` and a fake `monotonic` let a test drive the requeues by hand."""
+        """`requeue_workers=0` and a fake `monotonic` let a test drive the requeues by hand.
+        `priority_boost`: queued jobs' Workloads get Kueue's priority boost from the age of
+        their checkpoint (--kueue-priority-boost)."""
+        self.priority_boost = priority_boost
         self.api = api
         self.store = store
         self.clock = clock
@@ -240,7 +244,7 @@ class Reconciler:
                 )
                 if read is not None:
                     flavors[flavor] = read
-        return queueing.Queue(name, workload, flavors)
+        return queueing.Queue(name, workload, flavors, boost=self.priority_boost)
 
     def _priority(self, job: Object) -> queueing.Priority | None:
         wanted = queueing.priority_class_wanted(job)

@@ -41,6 +41,7 @@ def kueue(crds: Cluster, process_node: str | None) -> Iterator[KueueProcess]:
                 Path(folder),
                 ca=crds.control_plane.ca,
                 pods_ready_timeout=20.0,
+                priority_boost=True,
             )
         except BinariesMissing as err:
             pytest.fail(str(err), pytrace=False)
@@ -55,7 +56,7 @@ def kueue_operator(kueue: KueueProcess) -> Iterator[OperatorProcess]:
             kueue.kubeconfig,
             Path(folder) / "operator.log",
             namespaces=[NAMESPACE_PATTERN],
-            extra_args=["--kueue"],
+            extra_args=["--kueue", "--kueue-priority-boost"],
         )
         with process:
             yield process

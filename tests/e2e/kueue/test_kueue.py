@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster.waiting import wait_for
-from tests.e2e.jobs import JobUnderTest
+from tests.e2e.jobs import PYTHON, JobUnderTest
 
 from .conftest import Queues
 
@@ -182,3 +182,49 @@ def test_a_pods_ready_timeout_evicts_and_requeues_as_an_interruption(
         timeout=90,
         what="the job admitted again after Kueue's backoff, in a new attempt",
     )
+
+
+LONG_STEP = "tests/e2e/kueue/jobs/long_step.py"
+
+
+def test_with_the_boost_the_job_that_saved_last_is_preempted_among_equals(
+    queues: Queues, scratch: Path
+) -> None:
+    """Two jobs of one priority share the quota; a higher-priority one needs half of it. Kueue
+    alone would preempt the one admitted last; with the boost it preempts the one whose
+    checkpoint is fresh (it saves every second), not the one deep in a long step."""
+    queues.set_quota("2")
+    saving = queues.job("saving", scratch)
+    _queued(saving, queues, queues.low, "0.02")
+    saving.wait_phase("Running", timeout=60)
+    thinking = queues.job("thinking", scratch)
+    manifest = thinking.manifest([PYTHON, LONG_STEP], env={"STEP_SECONDS": "120"})
+    manifest["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1", "memory": "64Mi"}
+    }
+    manifest["metadata"]["labels"] = {QUEUE_LABEL: queues.local_queue, PRIORITY_LABEL: queues.low}
+    thinking.apply(manifest)
+    thinking.wait_phase("Running", timeout=60)
+    wait_for(
+        lambda: int(_boost(queues.workload(thinking.name))) >= 2,
+        timeout=60,
+        what="the long step's Workload boosted",
+        detail=lambda: json.dumps(
+            {"workload": queues.workload(thinking.name), "job": thinking.status()}, indent=1
+        ),
+    )
+    assert int(_boost(queues.workload(saving.name))) == 0
+
+    urgent = queues.job("urgent", scratch)
+    _queued(urgent, queues, queues.high, "0")
+    preempted = saving.wait_phase("Queued", timeout=60)
+    assert preempted["interruptions"] == 1
+    assert thinking.status()["interruptions"] == 0
+    assert thinking.status()["phase"] == "Running"
+    urgent.wait_phase("Succeeded", timeout=120)
+    thinking.kubectl("delete", "cjob", thinking.name, "-n", queues.namespace, "--wait=false")
+
+
+def _boost(workload: dict[str, Any] | None) -> str:
+    annotations = ((workload or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get("kueue.x-k8s.io/priority-boost") or "0")

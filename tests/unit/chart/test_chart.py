@@ -700,3 +700,12 @@ def test_kueue_rights_come_only_with_kueue_enabled(render: Render, namespaced: b
     without = render(scope)
     assert grants(_job_rules(without, namespaced)) == OPERATOR
     assert not [o for o in find(without, "ClusterRole") if o["metadata"]["name"].endswith("-kueue")]
+
+
+def test_the_priority_boost_flag_comes_only_with_kueue(render: Render) -> None:
+    def args(values: dict[str, Any]) -> list[str]:
+        (deployment,) = find(render(values), "Deployment")
+        return list(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+
+    assert "--kueue-priority-boost" in args({"kueue.enabled": True, "kueue.priorityBoost": True})
+    assert "--kueue-priority-boost" not in args({"kueue.priorityBoost": True})

@@ -18,6 +18,7 @@ from continuable_operator.actions import (
     PatchWorkloadStatus,
     Plan,
 )
+from continuable_operator.launching import template_hash
 from continuable_operator.planning import plan
 
 from .conftest import NOW, condition, pod
@@ -191,3 +192,112 @@ def test_a_job_without_the_queue_label_never_touches_kueue(job: dict[str, Any]) 
     kueue = (CreateWorkload, PatchWorkload, PatchWorkloadStatus)
     assert not [a for a in result.actions if isinstance(a, kueue)]
     assert _of(result, CreatePod)
+
+
+def _boosted(job: dict[str, Any], saved: str, boost: int | None = None) -> Plan:
+    _running(_queued(job))
+    job["status"]["checkpoint"] = {"attempt": 1, "updatedAt": saved}
+    workload = _workload(*ADMITTED)
+    if boost is not None:
+        workload["metadata"]["annotations"] = {q.BOOST_ANNOTATION: str(boost)}
+    queue = q.Queue("team-queue", workload, FLAVORS, boost=True)
+    return plan(job, [pod(1)], NOW, queue=queue)
+
+
+def test_a_job_that_saved_on_time_gets_no_boost_and_a_look_when_it_could_need_one(
+    job: dict[str, Any],
+) -> None:
+    # Interval 1 s (conftest): saved 0.5 s ago; a boost could be due 1.5 s from now.
+    result = _boosted(job, "2026-11-27T08:59:59.500000Z")
+    assert not _of(result, PatchWorkload)
+    assert result.requeue_after == pytest.approx(1.6)
+
+
+def test_a_stale_checkpoint_raises_the_boost_once_and_looks_again_every_interval(
+    job: dict[str, Any],
+) -> None:
+    result = _boosted(job, "2026-11-27T08:59:52Z")  # 8 intervals old: log2(8) = 3
+    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
+    assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
+    assert result.requeue_after == pytest.approx(1.0)
+    again = _boosted(job, "2026-11-27T08:59:52Z", boost=3)
+    assert not _of(again, PatchWorkload), "unchanged: no write"
+
+
+def test_a_fresh_save_brings_the_boost_back_to_zero(job: dict[str, Any]) -> None:
+    result = _boosted(job, "2026-11-27T08:59:59.900000Z", boost=3)
+    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "0"}}}
+    assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
+
+
+def test_without_the_flag_no_boost_is_written(job: dict[str, Any]) -> None:
+    _running(_queued(job))
+    job["status"]["checkpoint"] = {"attempt": 1, "updatedAt": "2026-11-27T08:00:00Z"}
+    result = plan(job, [pod(1)], NOW, queue=_queue(_workload(*ADMITTED)))
+    assert not _of(result, PatchWorkload)
+
+
+def test_a_step_without_a_cursor_counts_from_its_start_however_often_it_is_saved(
+    job: dict[str, Any],
+) -> None:
+    """The SDK rewrites the checkpoint every interval for a step's duration, but a step that
+    keeps no cursor starts over: what a preemption loses is all of it since it started."""
+    _running(_queued(job))
+    job["status"]["attempts"][0]["startTime"] = "2026-11-27T08:59:40Z"
+    job["status"]["checkpoint"] = {
+        "attempt": 1,
+        "currentStep": "think",
+        "updatedAt": "2026-11-27T08:59:59.900000Z",
+        "steps": [{"name": "think", "state": "Started", "startedAt": "2026-11-27T08:59:52Z"}],
+    }
+    queue = q.Queue("team-queue", _workload(*ADMITTED), FLAVORS, boost=True)
+    result = plan(job, [pod(1)], NOW, queue=queue)
+    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
+    assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
+    job["status"]["checkpoint"]["steps"][0]["cursor"] = 41  # it resumes there: nothing lost
+    assert not _of(plan(job, [pod(1)], NOW, queue=queue), PatchWorkload)
+
+
+def _changed_template(job: dict[str, Any]) -> dict[str, Any]:
+    """The Workload as made for the job's template; then the template changes."""
+    workload = _workload(*ADMITTED)
+    template = job["spec"]["template"]
+    made = q.workload_for(job, template["spec"], None, template_hash(template))
+    workload["metadata"]["annotations"] = made["metadata"]["annotations"]
+    workload["spec"]["podSets"] = made["spec"]["podSets"]
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "python:3.12"
+    return workload
+
+
+def test_a_template_change_gives_the_quota_back_then_updates_the_pod_set(
+    job: dict[str, Any],
+) -> None:
+    """The pod set cannot change while quota is reserved: once the old pod has ended the quota
+    goes back, then the Workload takes the new template and queues again."""
+    _running(_queued(job), phase="Interrupted")
+    job["status"]["attempts"][0].update(outcome="Interrupted", reason="TemplateChanged")
+    workload = _changed_template(job)
+    result = plan(job, [], NOW, queue=q.Queue("team-queue", workload, FLAVORS))
+    (released,) = _of(result, PatchWorkloadStatus)
+    assert released.status["admission"] is None
+    assert _types(released.status["conditions"])[q.REQUEUED] == ("True", "TemplateChanged")
+    (updated,) = _of(result, PatchWorkload)
+    pod_set = updated.patch["spec"]["podSets"][0]
+    assert pod_set["template"]["spec"]["containers"][0]["image"] == "python:3.12"
+    order = [type(a) for a in result.actions if isinstance(a, PatchWorkloadStatus | PatchWorkload)]
+    assert order == [PatchWorkloadStatus, PatchWorkload], "the quota goes back first"
+    assert not _of(result, CreatePod), "no pod until Kueue admits the new pod set"
+    assert _status(result)["phase"] == "Queued"
+
+
+def test_a_queued_job_whose_template_changes_updates_its_pod_set_at_once(
+    job: dict[str, Any],
+) -> None:
+    _queued(job)
+    workload = _changed_template(job)
+    workload["status"] = {"conditions": []}
+    result = plan(job, [], NOW, queue=q.Queue("team-queue", workload, {}))
+    assert not _of(result, PatchWorkloadStatus)
+    (updated,) = _of(result, PatchWorkload)
+    annotations = updated.patch["metadata"]["annotations"]
+    assert annotations == {"continuable.dev/template-hash": template_hash(job["spec"]["template"])}

@@ -117,31 +117,6 @@ def test_an_expired_watch_is_gone_and_a_relist_drops_what_vanished_meanwhile() -
     assert seen[2:] == [("DELETED", "b", "Running"), ("LISTED", "a", "Failed")]
 
 
-def test_lists_are_served_by_the_watch_cache_never_older_than_what_was_seen() -> None:
-    """As client-go's reflectors list: the first list at resourceVersion 0 (the API server's
-    watch cache, which answers at once where a consistent list waited seconds behind etcd
-    after thousands of writes, issue 24); a relist not older than the last version seen."""
-    expired = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
-    script = Script(
-        Answer({"metadata": {"resourceVersion": "10", "continue": "next"}, "items": []}),
-        Answer({"metadata": {"resourceVersion": "10"}, "items": [_pod("a", 4)]}),
-        Answer(lines=[{"type": "MODIFIED", "object": _pod("a", 12, "Failed")}, expired]),
-        Answer({"metadata": {"resourceVersion": "30"}, "items": [_pod("a", 21, "Failed")]}),
-    )
-    informer, _, _ = _informer(script)
-    informer.list()
-    with pytest.raises(Gone):
-        informer.watch("10")
-    informer.list()
-    first, second, _, relist = script.calls
-    assert (first["resource_version"], first.get("resource_version_match")) == ("0", None)
-    assert "resource_version" not in second, "a page after the first names only its token"
-    assert (relist["resource_version"], relist["resource_version_match"]) == (
-        "12",
-        "NotOlderThan",
-    )
-
-
 def test_an_error_event_other_than_gone_is_an_error() -> None:
     line = json.dumps({"type": "ERROR", "object": {"code": 500, "message": "etcd"}})
     with pytest.raises(RuntimeError, match="etcd"):

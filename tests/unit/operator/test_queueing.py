@@ -202,3 +202,20 @@ def test_a_queued_job_says_why_it_waits_in_kueues_words() -> None:
     )
     assert q.waiting_reason(_workload(pending)) == "couldn't assign flavors to pod set main"
     assert q.waiting_reason(_workload()) == "waiting for quota"
+
+
+@pytest.mark.parametrize(
+    ("age", "boost"),
+    [(0, 0), (19.9, 0), (20, 1), (39, 1), (40, 2), (80, 3), (10 * 1024, 10), (1e9, 10)],
+)
+def test_the_priority_boost_grows_with_the_log_of_the_checkpoints_age(
+    age: float, boost: int
+) -> None:
+    assert q.boost(age, 10.0) == boost
+
+
+def test_a_workloads_boost_is_its_annotation() -> None:
+    workload = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
+    assert q.boost_of(workload) == 3
+    assert q.boost_of({"metadata": {}}) == 0
+    assert q.boost_of({"metadata": {"annotations": {q.BOOST_ANNOTATION: "x"}}}) == 0
