@@ -26,6 +26,15 @@ def _queued(job: JobUnderTest, queues: Queues, priority: str, item_seconds: str)
     return manifest
 
 
+def _started(queues: Queues, scratch: Path, name: str, items: int) -> JobUnderTest:
+    """A low-priority job of 2,000 items at 10 ms each, running and `items` into its loop."""
+    job = queues.job(name, scratch)
+    _queued(job, queues, queues.low, "0.01")
+    job.wait_phase("Running", timeout=60)
+    job.wait_items(items, timeout=60)
+    return job
+
+
 def _times(job: JobUnderTest) -> list[float]:
     """The monotonic time of each attempt's first line, and of the last line before the next
     attempt's first: [start 1, last of 1, start 2, ...]. The job's pods are this host's
@@ -86,10 +95,7 @@ def test_a_queued_job_waits_for_quota_then_runs_on_the_flavors_node_and_finishes
 def test_a_higher_priority_job_preempts_ours_which_resumes_at_its_cursor(
     queues: Queues, scratch: Path
 ) -> None:
-    ours = queues.job("ours", scratch)
-    _queued(ours, queues, queues.low, "0.01")
-    ours.wait_phase("Running", timeout=60)
-    ours.wait_items(300, timeout=60)
+    ours = _started(queues, scratch, "ours", 300)
     uid = wait_for(lambda: queues.workload(ours.name), timeout=30, what="our Workload")["metadata"][
         "uid"
     ]
@@ -129,10 +135,7 @@ def _patch_job(job: JobUnderTest, spec: dict[str, Any]) -> None:
 def test_suspend_deactivates_the_workload_and_resume_requeues_it(
     queues: Queues, scratch: Path
 ) -> None:
-    job = queues.job("paused", scratch)
-    _queued(job, queues, queues.low, "0.01")
-    job.wait_phase("Running", timeout=60)
-    job.wait_items(200, timeout=60)
+    job = _started(queues, scratch, "paused", 200)
 
     _patch_job(job, {"spec": {"suspend": True}})
     job.wait_phase("Suspended", timeout=60)
@@ -228,3 +231,28 @@ def test_with_the_boost_the_job_that_saved_last_is_preempted_among_equals(
 def _boost(workload: dict[str, Any] | None) -> str:
     annotations = ((workload or {}).get("metadata") or {}).get("annotations") or {}
     return str(annotations.get("kueue.x-k8s.io/priority-boost") or "0")
+
+
+def test_a_template_change_gives_the_quota_back_and_requeues_the_new_pod_set(
+    queues: Queues, scratch: Path
+) -> None:
+    job = _started(queues, scratch, "rollout", 200)
+    containers = job.get()["spec"]["template"]["spec"]["containers"]
+    containers[0]["env"].append({"name": "JOB_VERSION", "value": "v2"})
+    _patch_job(job, {"spec": {"template": {"spec": {"containers": containers}}}})
+
+    def followed() -> dict[str, Any] | None:
+        workload = queues.workload(job.name)
+        pod_set = ((workload or {}).get("spec") or {}).get("podSets") or [{}]
+        names = [e["name"] for e in pod_set[0]["template"]["spec"]["containers"][0]["env"]]
+        return workload if "JOB_VERSION" in names else None
+
+    workload = wait_for(followed, timeout=90, what="the Workload's pod set following the template")
+    assert _condition(workload, "Requeued").get("reason") == "TemplateChanged"
+    done = job.wait_phase("Succeeded", timeout=180)
+    assert done["attempt"] == 2
+    assert done["failures"] == 0
+    assert done["attempts"][0]["reason"] == "TemplateChanged"
+    assert max(Counter(job.items()).values()) == 1, "resumed at the saved cursor"
+    started = [line for line in job.lines() if line.startswith("attempt ")]
+    assert started[-1].endswith("version=v2"), started
