@@ -38,6 +38,8 @@ from typing import Any
 
 from continuable.names import JOB_LABEL, KIND, RESULTS_ATTEMPT_KEY
 
+from . import queueing
+
 Object = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 OnChange = Callable[[str, str, "Object | None", "Object"], None]
@@ -48,7 +50,7 @@ OWNED_KINDS = ("Pod", "ConfigMap", "ServiceAccount", "Role", "RoleBinding")
 # Every kind the operator watches: the jobs, then what it makes for them.
 WATCHED_KINDS = (KIND, *OWNED_KINDS)
 # With the Kueue integration on (--kueue), the jobs' Workloads too.
-WORKLOAD = "Workload"
+WORKLOAD = queueing.KIND
 
 
 def watched_kinds(kueue: bool) -> tuple[str, ...]:

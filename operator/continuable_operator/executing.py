@@ -34,7 +34,7 @@ from continuable.names import (
     results_config_map,
 )
 
-from . import planning, queueing
+from . import planning
 from .actions import (
     ClearRestartRequest,
     CreatePod,
@@ -50,7 +50,7 @@ from .actions import (
     Plan,
     RemoveFinalizer,
 )
-from .caching import Store
+from .caching import WORKLOAD, Store
 from .cluster import ApiError, ClusterApi
 from .drafting import timestamp
 from .metrics import OperatorMetrics
@@ -328,7 +328,7 @@ class Executor:
             if err.status in (404, 409):
                 raise Stop(REPLAN_SECONDS) from err
             raise
-        self.store.apply(queueing.KIND, None, {**written, "kind": queueing.KIND})
+        self.store.apply(WORKLOAD, None, {**written, "kind": WORKLOAD})
 
     # Objects the job controls.
 

@@ -324,16 +324,17 @@ def test_a_restart_records_the_request_it_acted_on(job: dict[str, Any]) -> None:
     }
 
 
+def _acted_on(job: dict[str, Any], nonce: str) -> None:
+    """The status as the restart of request `nonce` wrote it (its run began at attempt 2)."""
+    last = {"step": "*", "nonce": nonce, "attempt": 2, "time": "2026-11-27T08:59:00Z"}
+    job["status"]["lastRestart"] = last
+
+
 def test_a_restart_already_acted_on_only_has_its_request_removed(job: dict[str, Any]) -> None:
     # The operator died after the restart's status write and its pod, before the annotations
     # went: the pod it launched is the new pass, not one to stop and restart again.
     _running(job, attempt=2)
-    job["status"]["lastRestart"] = {
-        "step": "*",
-        "nonce": "n-1",
-        "attempt": 2,
-        "time": "2026-11-27T08:59:00Z",
-    }
+    _acted_on(job, "n-1")
     _request(job, "*")
     result = plan(job, [pod(1, "Failed", exit_code=143, finalizer=False), pod(2)], NOW)
     assert not any(isinstance(a, (DeletePod, DropResults, CreatePod)) for a in result.actions)
@@ -344,12 +345,7 @@ def test_a_restart_already_acted_on_only_has_its_request_removed(job: dict[str, 
 
 def test_a_new_request_after_an_acted_on_one_restarts_again(job: dict[str, Any]) -> None:
     _running(job, attempt=2)
-    job["status"]["lastRestart"] = {
-        "step": "*",
-        "nonce": "n-1",
-        "attempt": 2,
-        "time": "2026-11-27T08:59:00Z",
-    }
+    _acted_on(job, "n-1")
     _request(job, "*", nonce="n-2")
     result = plan(job, [pod(2)], NOW)
     assert [a.disruption and a.disruption[0] for a in result.actions if isinstance(a, DeletePod)]
