@@ -90,6 +90,15 @@ class PatchWorkload:
 
 
 @dataclass(frozen=True)
+class DeleteWorkload:
+    """Delete the job's finished Workload (this uid only): a job restarted after it finished
+    queues again with a new one, as Kueue never admits a finished Workload again."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
 class PatchWorkloadStatus:
     """A merge patch of the job's Workload's status, fenced on the resourceVersion it was read
     at (Kueue writes the same conditions): a conflict means the reconcile plans again."""
@@ -118,6 +127,7 @@ Action = (
     | CreateWorkload
     | PatchWorkload
     | PatchWorkloadStatus
+    | DeleteWorkload
     | Emit
 )
 

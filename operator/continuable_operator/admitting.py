@@ -12,21 +12,42 @@ from datetime import datetime
 from typing import Any
 
 from . import conditions as c
+from . import priorities
 from . import queueing as q
-from .actions import CreateWorkload, PatchWorkload, PatchWorkloadStatus
+from .actions import CreateWorkload, DeleteWorkload, PatchWorkload, PatchWorkloadStatus
 from .drafting import Draft, checkpoint_interval, parse_time
+from .ending import any_pod_runs
 from .launching import template_hash
+
+# A job whose priority class does not exist looks for it again this often (classes are not
+# watched: they are cluster-scoped, and rarely change).
+PRIORITY_RETRY_SECONDS = 10.0
 
 
 def ensure_workload(draft: Draft) -> None:
     """A queued job without its Workload gets one (kept for the job's life: a preempted job
-    keeps its place in the queue)."""
+    keeps its place in the queue). A finished job gets none (nothing is left to queue); one
+    restarted after it finished gets a new one, the finished one deleted first (Kueue never
+    admits a finished Workload again). A job with an invalid Kueue label fails, naming it."""
     queue = draft.queue
-    if queue is None or queue.workload is not None:
+    if queue is None or draft.finished:
+        return
+    workload = queue.workload
+    if workload is not None:
+        if q.is_finished(workload):
+            uid = str(workload["metadata"]["uid"])
+            draft.act(DeleteWorkload(q.workload_name(draft.job), uid))
+        return
+    if queue.unresolved is not None:
+        draft.requeue(PRIORITY_RETRY_SECONDS)
         return
     template = draft.spec["template"]
-    workload = q.workload_for(draft.job, template["spec"], queue.priority, template_hash(template))
-    draft.act(CreateWorkload(workload))
+    try:
+        made = q.workload_for(draft.job, template["spec"], queue.priority, template_hash(template))
+    except ValueError as err:
+        draft.fail(c.INVALID_KUEUE_LABEL, str(err))
+        return
+    draft.act(CreateWorkload(made))
 
 
 def may_launch(draft: Draft) -> bool:
@@ -39,12 +60,48 @@ def may_launch(draft: Draft) -> bool:
     if queue.workload is not None and q.is_admitted(queue.workload) and not _stale(draft):
         draft.clear(c.QUEUED, c.ADMITTED_BY_KUEUE, f"admitted from LocalQueue {queue.name}")
         return True
-    message = f"waiting in LocalQueue {queue.name}: {q.waiting_reason(queue.workload)}"
-    if not c.is_true(draft.status["conditions"], c.QUEUED):
-        draft.emit("Normal", c.QUEUED, message)
-    draft.condition(c.QUEUED, True, c.WAITING_FOR_ADMISSION, message)
+    if queue.unresolved is not None:
+        reason, message = c.PRIORITY_CLASS_NOT_FOUND, queue.unresolved
+    else:
+        reason = c.WAITING_FOR_ADMISSION
+        message = f"waiting in LocalQueue {queue.name}: {q.waiting_reason(queue.workload)}"
+    before = c.find(draft.status["conditions"], c.QUEUED) or {}
+    if before.get("status") != "True" or before.get("reason") != reason:
+        if reason == c.WAITING_FOR_ADMISSION:
+            draft.emit("Normal", c.QUEUED, message)
+        else:
+            draft.emit("Warning", reason, message)
+    draft.condition(c.QUEUED, True, reason, message)
     draft.status["phase"] = "Queued"
     return False
+
+
+def deactivation(draft: Draft) -> tuple[str, str] | None:
+    """(reason, message) to fail the job with when Kueue has deactivated its Workload itself
+    (its requeuing limit, its maximum execution time, a rejected admission check): Kueue will
+    not admit it again, so the job ends here rather than waiting forever."""
+    queue = draft.queue
+    if queue is None or queue.workload is None:
+        return None
+    found = q.deactivation(queue.workload)
+    if found is None:
+        return None
+    why, message = found
+    return c.DEACTIVATED_BY_KUEUE, f"Kueue deactivated the job's Workload ({why}): {message}"
+
+
+def unadmitted(draft: Draft) -> str | None:
+    """Why the running pod of a queued job must stop although Kueue evicted nothing: its
+    Workload is gone (deleted by hand) or no longer admitted; None while it may run. A pod
+    runs only on quota Kueue has reserved for it."""
+    queue = draft.queue
+    if queue is None:
+        return None
+    if queue.workload is None:
+        return "the job's Workload is gone; the job queues again with a new one"
+    if q.is_admitted(queue.workload) or q.eviction(queue.workload) is not None:
+        return None
+    return "the job's Workload is no longer admitted; the job waits to be admitted again"
 
 
 def admitted_pod(draft: Draft, pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +184,8 @@ def finish(draft: Draft) -> None:
     queue = draft.queue
     if queue is None or queue.workload is None or not draft.finished:
         return
+    if any_pod_runs(draft):
+        return  # the quota is the pod's until it has stopped; its end brings a reconcile
     succeeded = draft.status.get("phase") == "Succeeded"
     message = "the job succeeded" if succeeded else "the job failed"
     conditions = q.finished(queue.workload, succeeded, message, draft.stamp)
@@ -138,9 +197,13 @@ def finish(draft: Draft) -> None:
 
 def follow_suspend(draft: Draft) -> None:
     """spec.suspend is the Workload's spec.active, inverted: a suspended job gives its quota
-    back (Kueue evicts the Workload as Deactivated), a resumed one queues again."""
+    back (Kueue evicts the Workload as Deactivated), a resumed one queues again. Not once the
+    job or its Workload has finished, nor against Kueue's own deactivation (which fails the
+    job: activating the Workload again would undo Kueue's limit)."""
     queue = draft.queue
-    if queue is None or queue.workload is None:
+    if queue is None or queue.workload is None or draft.finished:
+        return
+    if q.is_finished(queue.workload) or q.deactivation(queue.workload) is not None:
         return
     active = not bool(draft.spec.get("suspend"))
     if bool((queue.workload.get("spec") or {}).get("active", True)) != active:
@@ -154,7 +217,7 @@ def _version(workload: Mapping[str, Any]) -> str | None:
 
 def boost_priority(draft: Draft) -> None:
     """--kueue-priority-boost: the Workload's priority boost follows the age of the work a
-    preemption would lose (`queueing.boost`, `_unsaved_since`), written only when it changes.
+    preemption would lose (`priorities.boost`, `_unsaved_since`), written only when it changes.
     The reconcile looks again once the age reaches the next step, and every interval while a
     boost is set (the operator hears of no checkpoint by itself: a save brings the boost back
     to 0 there)."""
@@ -165,9 +228,9 @@ def boost_priority(draft: Draft) -> None:
         return
     age = max((draft.now - _unsaved_since(draft)).total_seconds(), 0.0)
     interval = checkpoint_interval(draft.spec)
-    wanted = q.boost(age, interval)
-    if wanted != q.boost_of(queue.workload):
-        patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: str(wanted)}}}
+    wanted = priorities.boost(age, interval)
+    if wanted != priorities.boost_of(queue.workload):
+        patch = {"metadata": {"annotations": {priorities.BOOST_ANNOTATION: str(wanted)}}}
         draft.act(PatchWorkload(q.workload_name(draft.job), patch))
     draft.requeue(interval if wanted else max(2 * interval - age, 0.0) + 0.1)
 

@@ -244,6 +244,17 @@ class ClusterApi:
         )
         return patched
 
+    def delete_workload(self, namespace: str, name: str, uid: str) -> None:
+        self._call(
+            self._custom.delete_namespaced_custom_object,
+            queueing.GROUP,
+            queueing.VERSION,
+            namespace,
+            queueing.PLURAL,
+            name,
+            body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+        )
+
     def get_cluster_object(self, group: str, version: str, plural: str, name: str) -> Object | None:
         """A cluster-scoped object (a ResourceFlavor, a priority class), or None."""
         try:

@@ -60,6 +60,12 @@ QUEUED: Final = "Queued"
 WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
 ADMITTED_BY_KUEUE: Final = "Admitted"
 EVICTED_BY_KUEUE: Final = "EvictedByKueue"
+# A pod runs only while the job's Workload admits it: one gone or no longer admitted stops it.
+NOT_ADMITTED_BY_KUEUE: Final = "NotAdmittedByKueue"
+# Kueue deactivated the Workload itself (requeuing limit, maximum execution time): the job fails.
+DEACTIVATED_BY_KUEUE: Final = "DeactivatedByKueue"
+PRIORITY_CLASS_NOT_FOUND: Final = "PriorityClassNotFound"
+INVALID_KUEUE_LABEL: Final = "InvalidKueueLabel"
 # The reasons of the stops the operator causes itself: classified before any podFailurePolicy
 # rule, so no rule can turn them into failures.
 OWN_STOPS: Final = frozenset(
@@ -72,6 +78,8 @@ OWN_STOPS: Final = frozenset(
         JOB_FINISHED,
         JOB_DELETED,
         EVICTED_BY_KUEUE,
+        NOT_ADMITTED_BY_KUEUE,
+        DEACTIVATED_BY_KUEUE,
     }
 )
 

@@ -75,6 +75,12 @@ def is_gone(pod: Mapping[str, Any], draft: Draft) -> bool:
     return draft.now >= deadline + timedelta(seconds=LOST_AFTER_SECONDS)
 
 
+def any_pod_runs(draft: Draft) -> bool:
+    """Whether a pod of the job may still run: not terminal, and not gone (a pod on a lost
+    node, which may never confirm its end, does not count)."""
+    return any(not is_terminal(p) and not is_gone(p, draft) for p in draft.pods.values())
+
+
 def lost_in(pod: Mapping[str, Any], draft: Draft) -> float | None:
     """Seconds until a pod being deleted counts as gone; None when it is not being deleted."""
     deadline = parse_time((pod.get("metadata") or {}).get("deletionTimestamp"))

@@ -30,7 +30,6 @@ from continuable.names import (
     KIND,
     RESTART_FROM_STEP_ANNOTATION,
     RESTART_NONCE_ANNOTATION,
-    RESULTS_ATTEMPT_KEY,
     results_config_map,
 )
 
@@ -41,6 +40,7 @@ from .actions import (
     CreateWorkload,
     DeleteJob,
     DeletePod,
+    DeleteWorkload,
     DropResults,
     Emit,
     EnsureObject,
@@ -50,11 +50,19 @@ from .actions import (
     Plan,
     RemoveFinalizer,
 )
-from .caching import WORKLOAD, Store
+from .caching import Store
 from .cluster import ApiError, ClusterApi
 from .drafting import timestamp
 from .metrics import OperatorMetrics
 from .ownership import controlled_by, describe_owner
+from .patching import (
+    controller_guard,
+    pointer,
+    restart_request_removal,
+    status_patch,
+    update_ops,
+)
+from .workloads import delete_workload, write_workload
 
 log = logging.getLogger(__name__)
 Object = dict[str, Any]
@@ -64,8 +72,6 @@ REPLAN_SECONDS = 0.2
 # An object that changed between our read and our write is read again at most this many times
 # in one reconcile; past that the error goes to the loop's backoff.
 TRIES = 3
-# The fields of a manifest that are not content to bring an existing object to.
-HEADER = ("apiVersion", "kind", "metadata")
 
 
 class Stop(Exception):
@@ -75,82 +81,6 @@ class Stop(Exception):
     def __init__(self, retry_after: float | None) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
-
-
-def pointer(*parts: str | int) -> str:
-    """A JSON pointer (RFC 6901): `~` and `/` within a part escaped."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def status_patch(action: PatchStatus, current: Mapping[str, Any]) -> tuple[Any, bool]:
-    """The body of a status write and whether it is a JSON patch: fenced on the attempt, or,
-    for the first write (nothing to fence on yet), a merge patch. `current` is the status as
-    read (and written since): a checkpoint reset to nothing removes the one it holds."""
-    if action.expected_attempt is None:
-        return {"status": dict(action.fields)}, False
-    ops: list[Object] = [
-        {"op": "test", "path": "/status/attempt", "value": action.expected_attempt}
-    ]
-    for key, value in action.fields.items():
-        if key == "checkpoint" and value is None:
-            if "checkpoint" in current:
-                ops.append({"op": "remove", "path": "/status/checkpoint"})
-            continue
-        ops.append({"op": "add", "path": pointer("status", key), "value": value})
-    return ops, True
-
-
-def controller_guard(obj: Mapping[str, Any], uid: str) -> list[Object]:
-    """`test` ops that hold while the job with this UID still controls the object (which it
-    does when read): a patch that starts with them cannot land on an object that changed
-    hands meanwhile."""
-    references = (obj.get("metadata") or {}).get("ownerReferences") or []
-    index = next(i for i, r in enumerate(references) if r.get("controller"))
-    return [
-        {"op": "test", "path": pointer("metadata", "ownerReferences", index, "uid"), "value": uid},
-        {
-            "op": "test",
-            "path": pointer("metadata", "ownerReferences", index, "controller"),
-            "value": True,
-        },
-    ]
-
-
-def update_ops(found: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[Object]:
-    """The ops that bring an existing object to the manifest: its owner references (re-owned
-    as the manifest has them), its labels (others' labels stay) and its content; of the results
-    ConfigMap only the `attempt` key, so the results stay. Empty when nothing differs."""
-    have = found.get("metadata") or {}
-    want = manifest["metadata"]
-    ops: list[Object] = []
-    references = want.get("ownerReferences") or []
-    if (have.get("ownerReferences") or []) != references:
-        ops.append({"op": "add", "path": "/metadata/ownerReferences", "value": references})
-    ops += _map_ops(("metadata", "labels"), have.get("labels"), want.get("labels") or {})
-    for key, value in manifest.items():
-        if key in HEADER:
-            continue
-        if manifest["kind"] == "ConfigMap" and key == "data":
-            fencing = {RESULTS_ATTEMPT_KEY: value[RESULTS_ATTEMPT_KEY]}
-            ops += _map_ops(("data",), found.get("data"), fencing)
-        elif (found.get(key) or None) != (value or None):  # an empty list is stored as none
-            ops.append({"op": "add", "path": pointer(key), "value": value})
-    return ops
-
-
-def _map_ops(
-    path: tuple[str, ...], have: Mapping[str, Any] | None, want: Mapping[str, Any]
-) -> list[Object]:
-    """Set these keys of a map (the rest stays); the whole map when there is none yet."""
-    if not want:
-        return []
-    if not have:
-        return [{"op": "add", "path": pointer(*path), "value": dict(want)}]
-    return [
-        {"op": "add", "path": pointer(*path, key), "value": value}
-        for key, value in want.items()
-        if have.get(key) != value
-    ]
 
 
 class Executor:
@@ -248,7 +178,10 @@ class Executor:
             elif isinstance(action, ClearRestartRequest):
                 self._clear_restart_request(job, action.nonce)
             elif isinstance(action, CreateWorkload | PatchWorkload | PatchWorkloadStatus):
-                self._workload(namespace, action)
+                if write_workload(self.api, self.store, namespace, action):
+                    raise Stop(REPLAN_SECONDS)
+            elif isinstance(action, DeleteWorkload):
+                delete_workload(self.api, self.store, namespace, action)
             elif isinstance(action, DeleteJob):
                 try:
                     self.api.delete_job(namespace, action.name, action.uid)
@@ -303,32 +236,6 @@ class Executor:
             "backoff): %s",
             *(namespace, name, expected, err),  # the error carries the API server's message
         )
-
-    # Kueue.
-
-    def _workload(
-        self, namespace: str, action: CreateWorkload | PatchWorkload | PatchWorkloadStatus
-    ) -> None:
-        """The job's Workload: created once (one that exists is kept: Kueue writes parts of its
-        spec), patched, or its status patched on the version it was read at. A conflict (Kueue
-        wrote meanwhile) replans at once; a Workload gone meanwhile replans after its watch."""
-        try:
-            if isinstance(action, CreateWorkload):
-                written = self.api.create_workload(action.manifest)
-            elif isinstance(action, PatchWorkload):
-                written = self.api.patch_workload(namespace, action.name, action.patch)
-            else:
-                body: Object = {"status": action.status}
-                if action.resource_version is not None:
-                    body["metadata"] = {"resourceVersion": action.resource_version}
-                written = self.api.patch_workload(namespace, action.name, body, status=True)
-        except ApiError as err:
-            if isinstance(action, CreateWorkload) and err.status == 409:
-                return  # made by an earlier reconcile; its watch brings it
-            if err.status in (404, 409):
-                raise Stop(REPLAN_SECONDS) from err
-            raise
-        self.store.apply(WORKLOAD, None, {**written, "kind": WORKLOAD})
 
     # Objects the job controls.
 
@@ -440,24 +347,8 @@ class Executor:
         """Remove the restart annotations, on the condition that the request is still the one
         acted on: its nonce; without a nonce (set by hand), the step annotation's value."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        annotations = job["metadata"].get("annotations") or {}
-        step = annotations.get(RESTART_FROM_STEP_ANNOTATION)
-        nonce_path = pointer("metadata", "annotations", RESTART_NONCE_ANNOTATION)
-        step_path = pointer("metadata", "annotations", RESTART_FROM_STEP_ANNOTATION)
-        ops: list[Object] = []
-        if nonce is not None:
-            ops += [
-                {"op": "test", "path": nonce_path, "value": nonce},
-                {"op": "remove", "path": nonce_path},
-            ]
-            if step is not None:
-                ops.append({"op": "remove", "path": step_path})
-        elif step is not None:
-            # JSON patch cannot test that the nonce is absent: the step's value stands in.
-            ops += [
-                {"op": "test", "path": step_path, "value": step},
-                {"op": "remove", "path": step_path},
-            ]
+        step = (job["metadata"].get("annotations") or {}).get(RESTART_FROM_STEP_ANNOTATION)
+        ops = restart_request_removal(step, nonce)
         if not ops:
             return
         try:

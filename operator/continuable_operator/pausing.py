@@ -12,9 +12,8 @@ from datetime import timedelta
 
 from . import conditions as c
 from .actions import DeleteJob
-from .classifying import is_terminal
 from .drafting import Draft, parse_time
-from .ending import is_gone
+from .ending import any_pod_runs
 
 
 def is_suspended(draft: Draft) -> bool:
@@ -64,7 +63,7 @@ def expire_when_due(draft: Draft) -> None:
     finished = parse_time(draft.status.get("completionTime"))
     if ttl is None or finished is None:
         return
-    if any(not is_terminal(p) and not is_gone(p, draft) for p in draft.pods.values()):
+    if any_pod_runs(draft):
         return
     remaining = (finished + timedelta(seconds=int(ttl)) - draft.now).total_seconds()
     if remaining > 0:

@@ -130,10 +130,10 @@ def _run(draft: Draft, shared: str | None) -> None:
         draft.flush()
         pausing.expire_when_due(draft)
         return
-    if not draft.finished and pausing.past_deadline(draft):
-        message = pausing.deadline_message(draft)
-        draft.fail(c.DEADLINE_EXCEEDED, message)
-        settle_finished(draft, attempt, (c.DEADLINE_EXCEEDED, message))
+    cut = None if draft.finished else _cut_short(draft)
+    if cut is not None:
+        draft.fail(*cut)
+        settle_finished(draft, attempt, cut)
         return
     if pod is not None and live:
         _stop_if_asked(draft, pod, request)
@@ -173,6 +173,14 @@ def _run(draft: Draft, shared: str | None) -> None:
         relaunching.launch(draft, shared, follow)  # a person asked: no backoff to wait out
     else:
         relaunching.after_ending(draft, shared)
+
+
+def _cut_short(draft: Draft) -> tuple[str, str] | None:
+    """(reason, message) when the job ends before its steps do: its active deadline has
+    passed, or Kueue deactivated its Workload (it will not be admitted again)."""
+    if pausing.past_deadline(draft):
+        return c.DEADLINE_EXCEEDED, pausing.deadline_message(draft)
+    return admitting.deactivation(draft)
 
 
 def _record_end(draft: Draft, attempt: int, pod: Mapping[str, Any]) -> None:
@@ -243,6 +251,8 @@ def _stop_if_asked(
         why = (c.RESTART_REQUESTED, f"a restart from step {request.step} was requested")
     elif (evicted := admitting.eviction(draft)) is not None:
         why = (c.EVICTED_BY_KUEUE, f"Kueue evicted the job's Workload ({evicted[0]}): {evicted[1]}")
+    elif (unadmitted := admitting.unadmitted(draft)) is not None:
+        why = (c.NOT_ADMITTED_BY_KUEUE, unadmitted)
     elif _template_changed(draft, pod):
         why = (c.TEMPLATE_CHANGED, "the pod template changed; resuming on the new one")
     if why is not None:

@@ -12,7 +12,6 @@ operator does for ours, with the condition types, reasons and messages Kueue's o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,6 +20,7 @@ from continuable.names import TEMPLATE_HASH_ANNOTATION
 
 from . import conditions as c
 from .ownership import owned_metadata
+from .priorities import Priority
 
 Object = dict[str, Any]
 
@@ -29,9 +29,10 @@ VERSION: Final = "v1beta2"
 KIND: Final = "Workload"
 PLURAL: Final = "workloads"
 QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"
-# Kueue's label for a WorkloadPriorityClass on a job; it wins over the pod's priorityClassName.
-PRIORITY_CLASS_LABEL: Final = "kueue.x-k8s.io/priority-class"
 JOB_UID_LABEL: Final = "kueue.x-k8s.io/job-uid"
+# Kueue's label for a job's maximum execution time (seconds admitted, summed over admissions):
+# past it Kueue deactivates the Workload.
+MAX_EXEC_TIME_LABEL: Final = "kueue.x-k8s.io/max-exec-time-seconds"
 POD_SET_LABEL: Final = "kueue.x-k8s.io/podset"
 POD_SET: Final = "main"
 
@@ -42,16 +43,14 @@ EVICTED: Final = "Evicted"
 PODS_READY: Final = "PodsReady"
 REQUEUED: Final = "Requeued"
 FINISHED: Final = "Finished"
+# Set by Kueue on a Workload it deactivates itself (a requeuing limit, the maximum execution
+# time, a rejected admission check); the eviction that follows has reason DeactivatedDueTo<why>.
+DEACTIVATION_TARGET: Final = "DeactivationTarget"
+DEACTIVATED_DUE_TO: Final = "DeactivatedDueTo"
 WAIT_FOR_START: Final = "WaitForStart"
 WAIT_FOR_RECOVERY: Final = "WaitForRecovery"
 STARTED: Final = "Started"
 RECOVERED: Final = "Recovered"
-# Kueue's PriorityBoost (alpha, KEP-7990): added to spec.priority when Kueue orders preemption
-# victims. The operator raises it with the age of a running job's checkpoint (--kueue-priority-
-# boost), so among equal priorities the job that saved most recently, which loses least, goes
-# first.
-BOOST_ANNOTATION: Final = "kueue.x-k8s.io/priority-boost"
-MAX_BOOST: Final = 10
 # Evictions after which Kueue requeues the Workload at once; after the others (a PodsReady
 # timeout, a deactivation, a stopped queue) Kueue itself decides when it is requeued.
 REQUEUED_AT_ONCE: Final = frozenset({"Preempted", "NodeFailures"})
@@ -70,17 +69,6 @@ def workload_name(job: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class Priority:
-    """A priority class resolved to its value: spec.priorityClassRef and spec.priority go
-    together (Kueue does not fill in the value for a Workload it did not make)."""
-
-    group: str  # kueue.x-k8s.io (WorkloadPriorityClass) or scheduling.k8s.io (PriorityClass)
-    kind: str
-    name: str
-    value: int
-
-
-@dataclass(frozen=True)
 class Queue:
     """What the reconciler knows of a queued job's Workload, for the planner: the Workload
     (None: not created yet), the ResourceFlavors its admission names, and the priority its
@@ -91,18 +79,25 @@ class Queue:
     flavors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     priority: Priority | None = None
     boost: bool = False  # --kueue-priority-boost
+    # Why the job's priority class could not be resolved (it does not exist): no Workload is
+    # made until it does.
+    unresolved: str | None = None
 
 
-def priority_class_wanted(job: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """(group, kind, name) of the class the job's priority comes from: the WorkloadPriorityClass
-    its label names, else the PriorityClass its pod template names, else none."""
+def max_execution_seconds(job: Mapping[str, Any]) -> int | None:
+    """The job's maximum execution time from Kueue's label, None without the label; ValueError,
+    naming the label, for a value that is not a positive whole number of seconds."""
     labels = (job.get("metadata") or {}).get("labels") or {}
-    if labels.get(PRIORITY_CLASS_LABEL):
-        return ("kueue.x-k8s.io", "WorkloadPriorityClass", str(labels[PRIORITY_CLASS_LABEL]))
-    spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-    if spec.get("priorityClassName"):
-        return ("scheduling.k8s.io", "PriorityClass", str(spec["priorityClassName"]))
-    return None
+    raw = labels.get(MAX_EXEC_TIME_LABEL)
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(
+            f"metadata.labels[{MAX_EXEC_TIME_LABEL}]: expected a positive whole number of "
+            f"seconds, got {str(raw)!r}"
+        )
+    return int(text)
 
 
 def workload_for(
@@ -113,13 +108,17 @@ def workload_for(
 ) -> Object:
     """The Workload of a queued job: one pod set of one pod, the pod spec its attempts run;
     `template`: the hash of the job's pod template it was made from (a change of the template
-    makes the pod set follow it)."""
+    makes the pod set follow it). A job with an invalid max-exec-time label raises ValueError
+    (see `max_execution_seconds`)."""
     metadata = job["metadata"]
     spec: Object = {
         "queueName": queue_name(job),
         "active": not bool((job.get("spec") or {}).get("suspend")),
         "podSets": [{"name": POD_SET, "count": 1, "template": {"spec": dict(pod_spec)}}],
     }
+    seconds = max_execution_seconds(job)
+    if seconds is not None:
+        spec["maximumExecutionTimeSeconds"] = seconds
     if priority is not None:
         spec["priorityClassRef"] = {
             "group": priority.group,
@@ -139,9 +138,35 @@ def _conditions(workload: Mapping[str, Any]) -> list[c.Condition]:
 
 
 def is_admitted(workload: Mapping[str, Any]) -> bool:
-    """Admitted and not evicted since: a pod may run."""
+    """Admitted and not evicted or finished since: a pod may run."""
     found = _conditions(workload)
-    return c.is_true(found, ADMITTED) and not c.is_true(found, EVICTED)
+    return (
+        c.is_true(found, ADMITTED)
+        and not c.is_true(found, EVICTED)
+        and not c.is_true(found, FINISHED)
+    )
+
+
+def is_finished(workload: Mapping[str, Any]) -> bool:
+    """Finished: Kueue is done with it (its quota freed) and never admits it again."""
+    return c.is_true(_conditions(workload), FINISHED)
+
+
+def deactivation(workload: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(why, message) when Kueue has deactivated the Workload itself, or is about to: a
+    DeactivationTarget, or an eviction of reason DeactivatedDueTo<why>. A deactivation asked
+    for by `spec.active: false` (the job's suspend, or a person) is not one."""
+    found = _conditions(workload)
+    target = c.find(found, DEACTIVATION_TARGET)
+    if target is not None and target.get("status") == "True":
+        return str(target.get("reason") or "Deactivated"), str(target.get("message") or "")
+    evicted = c.find(found, EVICTED)
+    reason = str((evicted or {}).get("reason") or "")
+    if evicted is None or evicted.get("status") != "True":
+        return None
+    if not reason.startswith(DEACTIVATED_DUE_TO):
+        return None
+    return reason[len(DEACTIVATED_DUE_TO) :], str(evicted.get("message") or "")
 
 
 def holds_quota(workload: Mapping[str, Any]) -> bool:
@@ -161,6 +186,8 @@ def waiting_reason(workload: Mapping[str, Any] | None) -> str:
     """Why a queued job does not run yet, in Kueue's words where it gave some."""
     if workload is None:
         return "its Workload is being created"
+    if is_finished(workload):
+        return "its Workload has finished; a new one is being made"
     evicted = eviction(workload)
     if evicted is not None:
         return f"evicted ({evicted[0]}: {evicted[1]}); waiting to be admitted again"
@@ -317,22 +344,3 @@ def template_of(workload: Mapping[str, Any]) -> str | None:
     annotations = (workload.get("metadata") or {}).get("annotations") or {}
     found = annotations.get(TEMPLATE_HASH_ANNOTATION)
     return str(found) if found else None
-
-
-def boost(age: float, interval: float) -> int:
-    """The priority boost of a running job whose last checkpoint is `age` seconds old: 0 while
-    it is younger than two checkpoint intervals (a job that saves on time never gets one), then
-    floor(log2(age / interval)): 1 from 2 intervals, 2 from 4, 3 from 8, ... at most MAX_BOOST
-    (from 1,024 intervals). A logarithm, so a job that has not saved for long is protected
-    more, without one stale job outranking a whole priority class."""
-    if interval <= 0 or age < 2 * interval:
-        return 0
-    return min(MAX_BOOST, int(math.log2(age / interval)))
-
-
-def boost_of(workload: Mapping[str, Any]) -> int:
-    annotations = (workload.get("metadata") or {}).get("annotations") or {}
-    try:
-        return int(annotations.get(BOOST_ANNOTATION) or 0)
-    except ValueError:
-        return 0

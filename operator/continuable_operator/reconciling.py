@@ -37,7 +37,7 @@ from typing import Any
 
 from continuable.names import KIND, RESTART_FROM_STEP_ANNOTATION
 
-from . import planning, queueing, relaunching
+from . import planning, priorities, queueing, relaunching
 from .caching import WORKLOAD, Store
 from .classifying import is_terminal
 from .cluster import ApiError, ClusterApi
@@ -226,15 +226,23 @@ class Reconciler:
         """A job Kueue queues (--kueue, and the job's queue-name label): its Workload from the
         store; the ResourceFlavors of its admission while a pod may have to be launched (the
         job does not run yet); the value of its priority class while the Workload is to be
-        made. A class that does not exist fails the reconcile, which is retried."""
+        made (one that does not exist keeps the job queued, saying so)."""
         name = queueing.queue_name(job)
         if name is None or WORKLOAD not in self.store.kinds:
             return None
+        if not self.store.wait_synced((WORKLOAD,), SYNC_WAIT_SECONDS):
+            # Not yet listed is not gone: read as gone, it would stop the job's running pod.
+            raise NotSynced("the first list of the Workloads is not in yet")
         metadata = job["metadata"]
         found = self.store.job_objects(WORKLOAD, metadata["namespace"], metadata["name"])
         workload = next((w for w in found if controlled_by(w, metadata["uid"])), None)
         if workload is None:
-            return queueing.Queue(name, None, {}, self._priority(job))
+            wanted = priorities.priority_class_wanted(job)
+            priority = self._priority(wanted) if wanted is not None else None
+            if wanted is not None and priority is None:
+                missing = priorities.missing_class(wanted)
+                return queueing.Queue(name, None, {}, None, unresolved=missing)
+            return queueing.Queue(name, None, {}, priority)
         flavors: dict[str, Object] = {}
         running = (job.get("status") or {}).get("phase") == "Running"
         if queueing.is_admitted(workload) and not running:
@@ -246,16 +254,14 @@ class Reconciler:
                     flavors[flavor] = read
         return queueing.Queue(name, workload, flavors, boost=self.priority_boost)
 
-    def _priority(self, job: Object) -> queueing.Priority | None:
-        wanted = queueing.priority_class_wanted(job)
-        if wanted is None:
-            return None
+    def _priority(self, wanted: tuple[str, str, str]) -> priorities.Priority | None:
+        """The priority class the job names, resolved to its value; None if it does not exist."""
         group, kind, name = wanted
         version, plural = PRIORITY_CLASSES[kind]
         found = self.api.get_cluster_object(group, version, plural, name)
         if found is None:
-            raise ApiError(404, "NotFound", f"{kind} {name} (the job's priority) does not exist")
-        return queueing.Priority(group, kind, name, int(found.get("value") or 0))
+            return None
+        return priorities.Priority(group, kind, name, int(found.get("value") or 0))
 
     def _sharer(self, job: Object) -> str | None:
         """Another job of the namespace that uses the service account the job's template names

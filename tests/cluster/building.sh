@@ -123,14 +123,16 @@ phase_done() {
 # (space-separated) arguments to print its version on stderr, failing the build if one does not
 # run, then marks the build complete, moves it into place and prints BIN_DIR as the last line.
 finish_build() {
-    local name probe
+    local name probe out
     local -a words
     for name in "${BINARIES[@]}"; do
         [[ -x "${STAGE}/${name}" ]] || { echo "error: ${name} was not built" >&2; exit 1; }
     done
     for probe in "$@"; do
         read -ra words <<<"${probe}"
-        "${STAGE}/${words[0]}" "${words[@]:1}" >&2
+        # The probe must run; its first lines are enough for the log (a --help is long).
+        out=$("${STAGE}/${words[0]}" "${words[@]:1}" 2>&1) || { echo "${out}" >&2; exit 1; }
+        head -n 2 <<<"${out}" >&2
     done
     echo "total $(( $(date +%s) - START_TS ))s" >>"${TIMES_FILE}"
     cp "${TIMES_FILE}" "${STAGE}/build-times.txt"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -186,6 +187,16 @@ class JobUnderTest:
         """The exit code the attempt's process ended with (None while it runs)."""
         ends = [line for line in self.attempt_lines(attempt) if line.startswith("exit ")]
         return int(ends[-1].split()[1]) if ends else None
+
+    def restart(self, step: str) -> None:
+        """`continuable restart <job> --from-step <step>`, as a person types it."""
+        argv = [
+            *(sys.executable, "-m", "continuable.cli", "--kubeconfig"),
+            str(self.kubectl.kubeconfig),
+            *("-n", self.namespace, "restart", self.name, "--from-step", step, "--yes"),
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
 
     def leftovers(self) -> list[str]:
         """Every object of this job still in the API: the job, its pods, results ConfigMap,

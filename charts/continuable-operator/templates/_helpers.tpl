@@ -128,10 +128,11 @@ namespace, in a Role in each namespace of watchNamespaces otherwise.
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 {{- if .Values.kueue.enabled }}
 # Kueue: one Workload per queued job, watched (by the job label) and created; its spec.active
-# follows the job's spec.suspend (a merge patch).
+# follows the job's spec.suspend (a merge patch); a finished one is deleted when its job is
+# restarted (Kueue never admits a finished Workload again).
 - apiGroups: ["kueue.x-k8s.io"]
   resources: ["workloads"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Gives an evicted Workload's quota back once its pod has ended, and writes PodsReady and Finished.
 - apiGroups: ["kueue.x-k8s.io"]
   resources: ["workloads/status"]

@@ -7,23 +7,72 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cluster.waiting import wait_for
 from tests.e2e.jobs import PYTHON, JobUnderTest
 
-from .conftest import Queues
+from .conftest import KUEUE_API, Queues
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+MAX_EXEC_TIME_LABEL = "kueue.x-k8s.io/max-exec-time-seconds"
+WHOLE_QUOTA = {"requests": {"cpu": "1", "memory": "64Mi"}}
 
 
-def _queued(job: JobUnderTest, queues: Queues, priority: str, item_seconds: str) -> dict[str, Any]:
+def _queued(
+    job: JobUnderTest, queues: Queues, priority: str, item_seconds: str, **labels: str
+) -> dict[str, Any]:
     """The job in the test's LocalQueue at this priority, its pod asking for the whole quota."""
     manifest = job.manifest(env={"ITEM_SECONDS": item_seconds})
     container = manifest["spec"]["template"]["spec"]["containers"][0]
-    container["resources"] = {"requests": {"cpu": "1", "memory": "64Mi"}}
-    manifest["metadata"]["labels"] = {QUEUE_LABEL: queues.local_queue, PRIORITY_LABEL: priority}
+    container["resources"] = WHOLE_QUOTA
+    manifest["metadata"]["labels"] = {
+        QUEUE_LABEL: queues.local_queue,
+        PRIORITY_LABEL: priority,
+        **labels,
+    }
     job.apply(manifest)
     return manifest
+
+
+def _batch_job(queues: Queues, scratch: Path, name: str, priority: str) -> Path:
+    """A batch/v1 Job in the same LocalQueue, through Kueue's own Job integration: created
+    suspended (what Kueue's webhook, not registered here, would do), started by Kueue on
+    admission. Its pod, a host process, writes the time it started; returns that file."""
+    events = scratch / f"{name}.events"
+    script = (
+        "import sys, time; open(sys.argv[1], 'a').write(f'attempt batch {time.monotonic():.6f}\\n')"
+    )
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": queues.namespace,
+            "labels": {QUEUE_LABEL: queues.local_queue, PRIORITY_LABEL: priority},
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [
+                        {
+                            "name": "job",
+                            "image": "python",
+                            "command": [PYTHON, "-c", script, str(events)],
+                            "resources": WHOLE_QUOTA,
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    queues.apply(manifest)
+    return events
 
 
 def _started(queues: Queues, scratch: Path, name: str, items: int) -> JobUnderTest:
@@ -35,11 +84,11 @@ def _started(queues: Queues, scratch: Path, name: str, items: int) -> JobUnderTe
     return job
 
 
-def _times(job: JobUnderTest) -> list[float]:
+def _times(events: Path) -> list[float]:
     """The monotonic time of each attempt's first line, and of the last line before the next
     attempt's first: [start 1, last of 1, start 2, ...]. The job's pods are this host's
     processes and write on its clock."""
-    entries = [line.rsplit(" ", 1) for line in job.events.read_text().splitlines()]
+    entries = [line.rsplit(" ", 1) for line in events.read_text().splitlines()]
     times: list[float] = []
     for index, (what, when) in enumerate(entries):
         if what.startswith("attempt "):
@@ -92,22 +141,34 @@ def test_a_queued_job_waits_for_quota_then_runs_on_the_flavors_node_and_finishes
     )
 
 
+@pytest.mark.parametrize("preemptor", ["ContinuableJob", "batch/v1 Job"])
 def test_a_higher_priority_job_preempts_ours_which_resumes_at_its_cursor(
-    queues: Queues, scratch: Path
+    queues: Queues, scratch: Path, preemptor: str
 ) -> None:
     ours = _started(queues, scratch, "ours", 300)
     uid = wait_for(lambda: queues.workload(ours.name), timeout=30, what="our Workload")["metadata"][
         "uid"
     ]
 
-    theirs = queues.job("theirs", scratch)
-    _queued(theirs, queues, queues.high, "0")
+    if preemptor == "ContinuableJob":
+        theirs = queues.job("theirs", scratch)
+        _queued(theirs, queues, queues.high, "0")
+        theirs_events = theirs.events
+    else:
+        theirs_events = _batch_job(queues, scratch, "theirs", queues.high)
     queued = ours.wait_phase("Queued", timeout=60)
     assert queued["interruptions"] == 1
     assert queued["failures"] == 0
     assert queued["attempts"][0]["reason"] == "EvictedByKueue"
 
-    theirs.wait_phase("Succeeded", timeout=120)
+    if preemptor == "ContinuableJob":
+        theirs.wait_phase("Succeeded", timeout=120)
+    else:
+        wait_for(
+            lambda: _batch_succeeded(queues, "theirs"),
+            timeout=120,
+            what="the batch/v1 Job admitted by Kueue and succeeded",
+        )
     done = ours.wait_phase("Succeeded", timeout=180)
     assert done["interruptions"] == 1
     assert done["failures"] == 0
@@ -117,13 +178,103 @@ def test_a_higher_priority_job_preempts_ours_which_resumes_at_its_cursor(
     assert max(counts.values()) == 1, "every item once: resumed at the saved cursor"
     # Both processes log on this host's monotonic clock: ours had stopped for good before
     # theirs started, so the quota was given back only once our pod had ended.
-    started_1, stopped_1, _ = _times(ours)
-    assert _times(theirs)[0] > stopped_1 > started_1, "their pod ran only after ours had stopped"
+    started_1, stopped_1, _ = _times(ours.events)
+    assert _times(theirs_events)[0] > stopped_1 > started_1, "theirs ran only after ours stopped"
     kept = queues.workload(ours.name)
     assert kept is not None
     assert kept["metadata"]["uid"] == uid, "the Workload was kept across the preemption"
     requeued = _condition(kept, "Requeued")
     assert requeued.get("reason") == "Preempted"
+
+
+def _batch_succeeded(queues: Queues, name: str) -> bool:
+    raw = queues.kubectl("get", "job", name, "-n", queues.namespace, "-o", "json")
+    return int((json.loads(raw).get("status") or {}).get("succeeded") or 0) == 1
+
+
+def test_a_workload_deleted_by_hand_stops_the_pod_and_the_job_queues_again(
+    queues: Queues, scratch: Path
+) -> None:
+    """Nothing holds quota for the pod once its Workload is gone: the pod stops gracefully
+    (an interruption), a new Workload queues, and the job resumes when it is admitted."""
+    job = _started(queues, scratch, "orphaned", 300)
+    old = wait_for(lambda: queues.workload(job.name), timeout=30, what="the job's Workload")
+    queues.kubectl("delete", "workloads.kueue.x-k8s.io", job.name, "-n", queues.namespace)
+    done = job.wait_phase("Succeeded", timeout=180)
+    assert done["interruptions"] == 1
+    assert done["failures"] == 0
+    assert done["attempts"][0]["reason"] == "NotAdmittedByKueue"
+    assert max(Counter(job.items()).values()) == 1, "resumed at the saved cursor"
+    new = queues.workload(job.name)
+    assert new is not None
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+
+
+def test_kueue_deactivating_the_workload_at_its_maximum_execution_time_fails_the_job(
+    queues: Queues, scratch: Path
+) -> None:
+    """Kueue's max-exec-time label, as for its own jobs: past it Kueue deactivates the
+    Workload for good; the job fails saying so, rather than waiting to be admitted again."""
+    job = queues.job("overtime", scratch)
+    _queued(job, queues, queues.low, "0.05", **{MAX_EXEC_TIME_LABEL: "4"})
+    status = job.wait_phase("Failed", timeout=90)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeactivatedByKueue"
+    assert "MaximumExecutionTimeExceeded" in failed["message"]
+    assert status["failures"] == 0, "not a failure of the job's code"
+    workload = wait_for(
+        lambda: (w := queues.workload(job.name)) and _condition(w, "Finished") and w,
+        timeout=60,
+        what="the deactivated Workload marked Finished once the pod stopped",
+    )
+    assert workload["spec"]["active"] is False, "left deactivated, as Kueue set it"
+    assert workload["spec"]["maximumExecutionTimeSeconds"] == 4
+    assert all(p["status"]["phase"] in ("Succeeded", "Failed") for p in job.pods())
+
+
+def test_a_missing_priority_class_keeps_the_job_queued_and_a_restart_queues_it_again(
+    queues: Queues, scratch: Path
+) -> None:
+    later = queues.low.replace("low-", "later-")
+    job = queues.job("classless", scratch)
+    _queued(job, queues, later, "0")
+
+    def waiting() -> dict[str, Any] | None:
+        found = _condition({"status": job.status()}, "Queued")
+        return found if found.get("reason") == "PriorityClassNotFound" else None
+
+    queued = wait_for(waiting, timeout=60, what="the job queued, saying its class is missing")
+    assert f"WorkloadPriorityClass '{later}' does not exist" in queued["message"]
+    assert queues.workload(job.name) is None
+    try:
+        queues.apply(
+            {
+                "apiVersion": KUEUE_API,
+                "kind": "WorkloadPriorityClass",
+                "metadata": {"name": later},
+                "value": 500,
+            }
+        )
+        job.wait_phase("Succeeded", timeout=90)
+        first = wait_for(
+            lambda: (w := queues.workload(job.name)) and _condition(w, "Finished") and w,
+            timeout=30,
+            what="the Workload Finished",
+        )
+        assert first["spec"]["priority"] == 500
+
+        job.restart("fetch_orders")
+        again = wait_for(
+            lambda: (s := job.status()).get("attempt") == 2 and s.get("phase") == "Succeeded" and s,
+            timeout=120,
+            what="the restarted job queued, admitted and finished again",
+        )
+        assert again["lastRestart"]["step"] == "fetch_orders"
+        renewed = queues.workload(job.name)
+        assert renewed is not None
+        assert renewed["metadata"]["uid"] != first["metadata"]["uid"], "a new Workload"
+    finally:
+        queues.kubectl.run("delete", "workloadpriorityclasses.kueue.x-k8s.io", later, check=False)
 
 
 def _patch_job(job: JobUnderTest, spec: dict[str, Any]) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -87,26 +85,6 @@ def _nothing_ended(status: dict[str, Any]) -> bool:
 def _get(job: JobUnderTest, kind: str, name: str) -> dict[str, Any] | None:
     result = job.kubectl.run("get", kind, name, "-n", job.namespace, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def _restart(job: JobUnderTest, step: str) -> None:
-    """`continuable restart <job> --from-step <step>`, as a person types it."""
-    argv = [
-        sys.executable,
-        "-m",
-        "continuable.cli",
-        "--kubeconfig",
-        str(job.kubectl.kubeconfig),
-        "-n",
-        job.namespace,
-        "restart",
-        job.name,
-        "--from-step",
-        step,
-        "--yes",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
 
 
 # 1. Stuck forever: a foreground delete.
@@ -481,7 +459,7 @@ def test_a_restart_after_the_deadline_runs_again_and_completes(job: JobUnderTest
     )
     failed_since = failed["lastTransitionTime"]
 
-    _restart(job, "fetch_orders")
+    job.restart("fetch_orders")
 
     def ended_again() -> dict[str, Any] | None:
         """Attempt 2 has ended: Succeeded, or Failed anew (not the stale first failure)."""

@@ -678,7 +678,7 @@ def test_notes_name_the_lease_with_several_replicas(helm: Helm) -> None:
 
 
 KUEUE_NAMESPACED = spelled(
-    "kueue.x-k8s.io", "workloads", "get", "list", "watch", "create", "patch"
+    "kueue.x-k8s.io", "workloads", "get", "list", "watch", "create", "patch", "delete"
 ) | spelled("kueue.x-k8s.io", "workloads/status", "patch")
 KUEUE_CLUSTER = (
     spelled("kueue.x-k8s.io", "resourceflavors", "get")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from continuable_operator import conditions as c
+from continuable_operator import priorities
 from continuable_operator import queueing as q
 from continuable_operator.actions import (
     CreatePod,
@@ -199,7 +200,7 @@ def _boosted(job: dict[str, Any], saved: str, boost: int | None = None) -> Plan:
     job["status"]["checkpoint"] = {"attempt": 1, "updatedAt": saved}
     workload = _workload(*ADMITTED)
     if boost is not None:
-        workload["metadata"]["annotations"] = {q.BOOST_ANNOTATION: str(boost)}
+        workload["metadata"]["annotations"] = {priorities.BOOST_ANNOTATION: str(boost)}
     queue = q.Queue("team-queue", workload, FLAVORS, boost=True)
     return plan(job, [pod(1)], NOW, queue=queue)
 
@@ -217,7 +218,7 @@ def test_a_stale_checkpoint_raises_the_boost_once_and_looks_again_every_interval
     job: dict[str, Any],
 ) -> None:
     result = _boosted(job, "2026-11-27T08:59:52Z")  # 8 intervals old: log2(8) = 3
-    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
+    patch = {"metadata": {"annotations": {priorities.BOOST_ANNOTATION: "3"}}}
     assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
     assert result.requeue_after == pytest.approx(1.0)
     again = _boosted(job, "2026-11-27T08:59:52Z", boost=3)
@@ -226,7 +227,7 @@ def test_a_stale_checkpoint_raises_the_boost_once_and_looks_again_every_interval
 
 def test_a_fresh_save_brings_the_boost_back_to_zero(job: dict[str, Any]) -> None:
     result = _boosted(job, "2026-11-27T08:59:59.900000Z", boost=3)
-    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "0"}}}
+    patch = {"metadata": {"annotations": {priorities.BOOST_ANNOTATION: "0"}}}
     assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
 
 
@@ -252,7 +253,7 @@ def test_a_step_without_a_cursor_counts_from_its_start_however_often_it_is_saved
     }
     queue = q.Queue("team-queue", _workload(*ADMITTED), FLAVORS, boost=True)
     result = plan(job, [pod(1)], NOW, queue=queue)
-    patch = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
+    patch = {"metadata": {"annotations": {priorities.BOOST_ANNOTATION: "3"}}}
     assert _of(result, PatchWorkload) == [PatchWorkload("report", patch)]
     job["status"]["checkpoint"]["steps"][0]["cursor"] = 41  # it resumes there: nothing lost
     assert not _of(plan(job, [pod(1)], NOW, queue=queue), PatchWorkload)

@@ -35,9 +35,10 @@ from continuable_operator.actions import (
 )
 from continuable_operator.caching import WATCHED_KINDS, Store
 from continuable_operator.cluster import ApiError, ClusterApi
-from continuable_operator.executing import Executor, Stop, pointer, status_patch
+from continuable_operator.executing import Executor, Stop
 from continuable_operator.metrics import OperatorMetrics
 from continuable_operator.ownership import owner_reference
+from continuable_operator.patching import pointer, status_patch
 
 from .conftest import JOB, NOW, pod
 
@@ -178,6 +179,13 @@ class FakeCluster:
     def create_workload(self, manifest: Object) -> Object:
         self._enter("create_workload", manifest)
         return self.create({**manifest, "kind": "Workload"})
+
+    def delete_workload(self, namespace: str, name: str, uid: str) -> None:
+        self._enter("delete_workload", namespace, name, uid)
+        key = ("Workload", namespace, name)
+        if self._existing(key)["metadata"].get("uid") != uid:
+            raise ApiError(409, "Conflict", "Precondition failed: UID in precondition")
+        del self.store[key]
 
     def patch_workload(
         self, namespace: str, name: str, body: Object, *, status: bool = False

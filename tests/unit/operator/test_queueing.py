@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from continuable_operator import priorities
 from continuable_operator import queueing as q
 
 from .conftest import condition
@@ -45,18 +46,26 @@ def test_only_a_job_with_the_queue_label_is_kueues() -> None:
 
 
 def test_the_workload_priority_class_label_wins_over_the_pods_priority_class() -> None:
-    job = _job(**{q.PRIORITY_CLASS_LABEL: "high"})
+    job = _job(**{priorities.PRIORITY_CLASS_LABEL: "high"})
     job["spec"]["template"]["spec"]["priorityClassName"] = "batch-low"
-    assert q.priority_class_wanted(job) == ("kueue.x-k8s.io", "WorkloadPriorityClass", "high")
-    del job["metadata"]["labels"][q.PRIORITY_CLASS_LABEL]
-    assert q.priority_class_wanted(job) == ("scheduling.k8s.io", "PriorityClass", "batch-low")
-    assert q.priority_class_wanted(_job()) is None
+    assert priorities.priority_class_wanted(job) == (
+        "kueue.x-k8s.io",
+        "WorkloadPriorityClass",
+        "high",
+    )
+    del job["metadata"]["labels"][priorities.PRIORITY_CLASS_LABEL]
+    assert priorities.priority_class_wanted(job) == (
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "batch-low",
+    )
+    assert priorities.priority_class_wanted(_job()) is None
 
 
 def test_the_workload_is_one_pod_of_the_jobs_pod_spec_with_its_priority_resolved() -> None:
     job = _job(**{q.QUEUE_LABEL: "team-a-queue"})
     pod_spec = {"containers": [{"name": "job", "resources": {"requests": {"cpu": "1"}}}]}
-    priority = q.Priority("kueue.x-k8s.io", "WorkloadPriorityClass", "high", 1000)
+    priority = priorities.Priority("kueue.x-k8s.io", "WorkloadPriorityClass", "high", 1000)
     workload = q.workload_for(job, pod_spec, priority)
     assert workload["metadata"]["labels"] == {
         "continuable.dev/job": "embed",
@@ -211,11 +220,13 @@ def test_a_queued_job_says_why_it_waits_in_kueues_words() -> None:
 def test_the_priority_boost_grows_with_the_log_of_the_checkpoints_age(
     age: float, boost: int
 ) -> None:
-    assert q.boost(age, 10.0) == boost
+    assert priorities.boost(age, 10.0) == boost
 
 
 def test_a_workloads_boost_is_its_annotation() -> None:
-    workload = {"metadata": {"annotations": {q.BOOST_ANNOTATION: "3"}}}
-    assert q.boost_of(workload) == 3
-    assert q.boost_of({"metadata": {}}) == 0
-    assert q.boost_of({"metadata": {"annotations": {q.BOOST_ANNOTATION: "x"}}}) == 0
+    workload = {"metadata": {"annotations": {priorities.BOOST_ANNOTATION: "3"}}}
+    assert priorities.boost_of(workload) == 3
+    assert priorities.boost_of({"metadata": {}}) == 0
+    assert (
+        priorities.boost_of({"metadata": {"annotations": {priorities.BOOST_ANNOTATION: "x"}}}) == 0
+    )
