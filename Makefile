@@ -129,6 +129,7 @@ $(BENCH_STAMP): $(STAMP)
 .PHONY: bench
 bench: $(BENCH_STAMP) k8s-bin ## Benchmarks, printed as tables with ratios (not tests); plots into bench/results/.
 	$(BIN)/python bench/sdk.py
+	$(BIN)/python bench/concurrency.py
 	PYTHONPATH=. $(BIN)/python bench/checkpoint.py
 	PYTHONPATH=. $(BIN)/python bench/operator_load.py
 	PYTHONPATH=. $(BIN)/python bench/versus_job.py

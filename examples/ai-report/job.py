@@ -1,22 +1,24 @@
 """An AI report pipeline as a ContinuableJob: extract, summarise, format, deliver.
 
-The slow part is `summarise`, one (stand-in) model call per passage, so it keeps a cursor: an
-interruption (a deploy, a drain, a preemption) costs at most the passage in flight, and a new
-attempt skips `extract` and resumes summarising where the last one stopped. `deliver` sends the
-report and must never send it twice, so it is marked `idempotent=False`.
+The slow part is `summarise`, one (stand-in) model call per passage. A model API serves many
+requests at once, so the calls go 8 at a time (`amap`, in an async job): 8 times faster than
+one by one, and still resumable passage by passage. An interruption (a deploy, a drain, a
+preemption) lets the calls in flight finish, and a new attempt skips `extract` and summarises
+only the passages not done yet, whatever order they finished in. `deliver` sends the report
+and must never send it twice, so it is marked `idempotent=False`.
 
     python examples/ai-report/job.py          # Ctrl-C half way, then run it again: it resumes
 
-Settings come from the environment (see README.md): CHUNK_SECONDS, DOCUMENTS_DIR, WORK_DIR,
-REPORT_PATH.
+Settings come from the environment (see README.md): CHUNK_SECONDS, CONCURRENCY, DOCUMENTS_DIR,
+WORK_DIR, REPORT_PATH.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import continuable
 
 HERE = Path(__file__).resolve().parent
-Model = Callable[[str], str]
+Model = Callable[[str], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Settings:
     work_dir: Path
     report_path: Path
     chunk_seconds: float = 0.05
+    concurrency: int = 8
     recipient: str = "leadership@example.com"
 
     @classmethod
@@ -46,18 +49,19 @@ class Settings:
             work_dir=Path(os.environ.get("WORK_DIR", scratch)),
             report_path=Path(os.environ.get("REPORT_PATH", scratch / "report.md")),
             chunk_seconds=float(os.environ.get("CHUNK_SECONDS", "0.05")),
+            concurrency=int(os.environ.get("CONCURRENCY", "8")),
         )
 
 
-def stand_in_model(text: str, *, seconds: float) -> str:
-    """Stands in for a language model: slow, and answers with a one-sentence summary."""
-    time.sleep(seconds)
+async def stand_in_model(text: str, *, seconds: float) -> str:
+    """Stands in for a language model's API: slow, and answers with a one-sentence summary."""
+    await asyncio.sleep(seconds)
     first_sentence = text.split(". ")[0].rstrip(".")
     words = first_sentence.split()
     return " ".join(words[:20]) + (" ..." if len(words) > 20 else ".")
 
 
-def ai_report(
+async def ai_report(
     job: continuable.Job, settings: Settings | None = None, model: Model | None = None
 ) -> None:
     settings = settings or Settings.from_environment()
@@ -65,7 +69,7 @@ def ai_report(
     summaries = settings.work_dir / "summaries"
 
     @job.step
-    def extract(step: continuable.Step) -> list[dict[str, str]]:
+    async def extract(step: continuable.AsyncStep) -> list[dict[str, str]]:
         """The documents' text, one chunk per paragraph (a PDF or HTML parser in real life).
         The result is saved with the job, so a resumed attempt does not extract again."""
         chunks = []
@@ -76,20 +80,26 @@ def ai_report(
         print(f"extracted {len(chunks)} passages from {settings.documents}", flush=True)
         return chunks
 
-    chunks: list[dict[str, str]] = job.result("extract")
+    chunks: list[dict[str, str]] = await extract
 
     @job.step
-    def summarise(step: continuable.Step) -> dict[str, Any]:
-        """One model call per passage. The cursor is the next passage; each summary goes to the
-        work folder (your own storage: a bucket, a volume) before the cursor moves past it."""
+    async def summarise(step: continuable.AsyncStep) -> dict[str, Any]:
+        """One model call per passage, `concurrency` at a time. Each summary goes to the work
+        folder (your own storage: a bucket, a volume) before its passage counts as done; the
+        cursor records every passage done, in whatever order the calls return."""
         summaries.mkdir(parents=True, exist_ok=True)
         if step.resumed:
-            print(f"resuming at passage {step.cursor} of {len(chunks)}", flush=True)
-        for i in step.range(len(chunks)):
-            write_atomically(summaries / f"{i:04d}.txt", summarise_text(chunks[i]["text"]))
+            print(f"resuming with the passages done so far: {step.cursor}", flush=True)
+
+        async def summarise_passage(i: int) -> None:
+            write_atomically(summaries / f"{i:04d}.txt", await summarise_text(chunks[i]["text"]))
+
+        await step.amap(summarise_passage, range(len(chunks)), concurrency=settings.concurrency)
         return {"folder": str(summaries), "count": len(chunks)}
 
-    def format_report(step: continuable.Step) -> str:
+    await summarise
+
+    async def format_report(step: continuable.AsyncStep) -> str:
         """The summaries as a Markdown report, one section per document."""
         lines = ["# Document digest", ""]
         documents = len({chunk["document"] for chunk in chunks})
@@ -103,10 +113,10 @@ def ai_report(
         return "\n".join(lines) + "\n"
 
     # `format` would shadow the builtin, so this step is registered by name.
-    report: str = job.step("format", format_report)
+    report: str = await job.step("format", format_report)
 
     @job.step(idempotent=False)
-    def deliver(step: continuable.Step) -> dict[str, Any]:
+    async def deliver(step: continuable.AsyncStep) -> dict[str, Any]:
         """Sends the report (here: writes it and records the sending in an outbox). A side
         effect that must not happen twice: if an attempt dies inside this step, the job stops
         with StepNotReplayable and a person decides (`continuable restart --from-step`)."""
@@ -117,6 +127,8 @@ def ai_report(
         print(f"delivered {settings.report_path} to {settings.recipient}", flush=True)
         return {"path": str(settings.report_path), "bytes": len(report.encode()), "sha256": digest}
 
+    await deliver
+
 
 def write_atomically(path: Path, text: str) -> None:
     """Write-then-rename: a passage summarised twice (after a SIGKILL) is simply overwritten."""
@@ -126,11 +138,15 @@ def write_atomically(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+async def run() -> None:
+    async with continuable.Job() as job:
+        await ai_report(job)
+
+
 def main() -> None:
     # Both examples' scripts are named job.py: give this one its own local state file.
     os.environ.setdefault("CONTINUABLE_STATE_FILE", ".continuable/ai-report.json")
-    with continuable.Job() as job:
-        ai_report(job)
+    asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ created, so a pod of an older attempt can no longer write (invariant 3).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -266,5 +267,6 @@ def _resume_point(draft: Draft) -> str:
     if done:
         parts.append(f"skipping {', '.join(done)}")
     if current is not None:
-        parts.append(f"resuming {current['name']} at cursor {current.get('cursor')!r}")
+        cursor = json.dumps(current.get("cursor"), separators=(",", ":"))
+        parts.append(f"resuming {current['name']} at cursor {cursor}")
     return f" ({'; '.join(parts)})" if parts else ""

@@ -25,16 +25,19 @@ from continuable.errors import (
     FencedOut,
     Interrupted,
     InvalidStepError,
+    ItemFailed,
     ResultError,
     ResultTooLarge,
     StepNotReplayable,
 )
 from continuable.jobs import Job
-from continuable.steps import Step
+from continuable.mapping import Retry
+from continuable.steps import AsyncStep, Step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncStep",
     "BackendError",
     "BudgetExceeded",
     "CheckpointTooLarge",
@@ -43,10 +46,12 @@ __all__ = [
     "FencedOut",
     "Interrupted",
     "InvalidStepError",
+    "ItemFailed",
     "Job",
     "Outcome",
     "ResultError",
     "ResultTooLarge",
+    "Retry",
     "Step",
     "StepNotReplayable",
     "__version__",

@@ -23,7 +23,7 @@ from continuable.names import RESULTS_ATTEMPT_KEY
 
 if TYPE_CHECKING:
     from continuable.backends import Settings
-    from continuable.steps import Step
+    from continuable.steps import BaseStep
 
 # Room kept in the checkpoint budget for progress numbers and timestamps that grow as a step
 # runs, so a write that passed the budget at set() still passes it later.
@@ -73,7 +73,7 @@ class Budgets:
         # Bytes left for the running step's cursor; set when the step starts.
         self.cursor_room = settings.max_bytes
 
-    def make_room(self, step: Step) -> None:
+    def make_room(self, step: BaseStep) -> None:
         """Measure the room left for `step`'s cursor; CheckpointTooLarge if even an empty cursor
         won't fit, or if the cursor it resumes with no longer does."""
         cursor, step._cursor = step._cursor, None
@@ -92,7 +92,7 @@ class Budgets:
             self._admit_cursor_size(step, cursor, room)
         self.cursor_room = room
 
-    def admit_cursor(self, step: Step, cursor: Any) -> Any:
+    def admit_cursor(self, step: BaseStep, cursor: Any) -> Any:
         """The cursor to keep (a copy of a mutable one); CursorError or CheckpointTooLarge."""
         try:
             text = encoded(cursor)
@@ -107,7 +107,7 @@ class Budgets:
         return json.loads(text)  # a copy, so later changes to the caller's object don't leak in
 
     def _admit_cursor_size(
-        self, step: Step, cursor: Any, room: int, size: int | None = None
+        self, step: BaseStep, cursor: Any, room: int, size: int | None = None
     ) -> None:
         size = len(encoded(cursor).encode()) if size is None else size
         if size > room:

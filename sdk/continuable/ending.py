@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from continuable.backends import Backend
     from continuable.budgets import Budgets
     from continuable.checkpointing import Checkpointer
-    from continuable.steps import Step
+    from continuable.steps import BaseStep
     from continuable.stopping import Stopping
 
 StopReason = Literal["Completed", "Interrupted", "Isolated", "Failed", "NotReplayable"]
@@ -75,7 +75,7 @@ class Ending:
         self._durably = durably
 
     def end(
-        self, exc: BaseException | None, *, current: Step | None, step_in_hand: str | None
+        self, exc: BaseException | None, *, current: BaseStep | None, step_in_hand: str | None
     ) -> Outcome:
         """The outcome of an attempt that ended with `exc` (None: every step ran), in step
         `current`, or while step `step_in_hand` was being started or skipped."""

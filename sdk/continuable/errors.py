@@ -6,6 +6,7 @@
         │                           nested, reordered, unknown result, more than 100)
         ├── StepNotReplayable       an idempotent=False step was started by an earlier attempt
         ├── CursorError             a cursor that is not JSON or cannot advance
+        ├── ItemFailed              an item of a concurrent step raised (after its retries)
         ├── ResultError             a step result that is not JSON
         ├── BudgetExceeded          a write would pass its byte budget
         │   ├── CheckpointTooLarge  status.checkpoint (spec.checkpoint.maxBytes)
@@ -50,6 +51,16 @@ class StepNotReplayable(ContinuableError):
 
 class CursorError(ContinuableError, ValueError):
     """A cursor that cannot be saved or advanced."""
+
+
+class ItemFailed(ContinuableError):
+    """An item of a concurrent step raised (after its retries): the step fails once the items
+    in flight have finished and been recorded. `__cause__` is the item's exception."""
+
+    def __init__(self, step: str, index: int, error: BaseException) -> None:
+        super().__init__(f"step {step!r}: item {index} failed: {type(error).__name__}: {error}")
+        self.step = step
+        self.index = index
 
 
 class ResultError(ContinuableError, ValueError):

@@ -5,6 +5,11 @@ process with an exit code the operator can read.
         @job.step
         def fetch(step): ...
 
+    async with continuable.Job() as job:    # steps are async def, run on the caller's loop
+        @job.step
+        async def fetch(step): ...
+        ids = await fetch
+
 Exit codes: 0 completed; 75 (EX_TEMPFAIL) interrupted with the cursor saved, stopped so an
 isolated step starts in a fresh attempt, or fenced out (a newer attempt owns the job, or the job
 is gone); 1 the job failed (user code raised, a step was misused, or a non-idempotent step would
@@ -13,44 +18,36 @@ have run twice).
 The job holds the attempt's state (its steps and results) and runs each step; the decisions
 around it live beside it: `ordering` (which step may come next), `budgets` (what fits),
 `stopping` (termination requests and signals), `checkpointing` (when to write, and when the job
-must wait for a write) and `ending` (how the attempt ends).
+must wait for a write), `safepoints` (stopping or holding back at a step's safe point),
+`running` (a step's start and completion), `mapping`/`amapping` (concurrent steps) and `ending`
+(how the attempt ends).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import json
-import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, overload
 
-from continuable import logs
+from continuable import logs, running
 from continuable.backends import Backend, default_backend
 from continuable.budgets import Budgets
-from continuable.checkpointing import HOLD_BACK_AFTER_INTERVALS, Checkpointer
+from continuable.checkpointing import Checkpointer
 from continuable.ending import Ending, Outcome, stop_fenced_out
 from continuable.errors import (
     BackendError,
-    BackendUnavailable,
-    CheckpointTooLarge,
     FencedOut,
-    Interrupted,
     InterruptReason,
     InvalidStepError,
-    StepNotReplayable,
 )
-from continuable.ordering import check_reached
 from continuable.retrying import retrying
-from continuable.steps import Step, checkpoint_document, restored_steps
+from continuable.steps import AsyncStep, BaseStep, Step, checkpoint_document, restored_steps
 from continuable.stopping import Stopping
 
 T = TypeVar("T")
-
-# While held back, how often the job looks again whether it must stop instead (a signal cannot
-# wake the wait safely: its handler may run while this thread holds the event's lock).
-_HOLD_BACK_POLL_SECONDS = 0.1
 
 
 class Observer(Protocol):
@@ -58,9 +55,11 @@ class Observer(Protocol):
 
     def on_step(self, job: Job, event: str, step: str) -> None: ...
 
-    def on_cursor(self, job: Job, step: Step) -> None: ...
+    def on_cursor(self, job: Job, step: BaseStep) -> None: ...
 
-    def on_item(self, job: Job, step: Step, position: int) -> None: ...
+    def on_item(self, job: Job, step: BaseStep, position: int) -> None: ...
+
+    def on_item_start(self, job: Job, step: BaseStep, position: int) -> None: ...
 
 
 class Job:
@@ -87,9 +86,25 @@ class Job:
     # Lifecycle.
 
     def __enter__(self) -> Job:
+        self._open(Step)
+        if self._handle_signals:
+            self._stopping.install_signal_handlers()
+        return self
+
+    async def __aenter__(self) -> Job:
+        """`async with continuable.Job() as job`: the checkpoint is loaded on a thread, and the
+        signal handlers go on the loop's thread."""
+        await asyncio.to_thread(self._open, AsyncStep)
+        if self._handle_signals:
+            self._stopping.install_signal_handlers()
+        return self
+
+    def _open(self, kind: type[BaseStep]) -> None:
+        """Load what earlier attempts saved and start the checkpoint writer."""
         if self._entered:
             raise InvalidStepError("a Job runs once; create a new Job for another run")
         self._entered = True
+        self._step_kind = kind
         logs.configure()
         self._backend = self._backend_given or default_backend()
         # The one flag the hot path reads: raised when set() must do more than store a cursor.
@@ -106,14 +121,18 @@ class Job:
             raise
         self.attempt = snapshot.attempt
         self._results: dict[str, Any] = snapshot.results
-        self._steps = restored_steps(self, snapshot.checkpoint or {})
+        self._settings = snapshot.settings
+        self._steps = restored_steps(self, snapshot.checkpoint or {}, kind)
         self._budgets = Budgets(
             snapshot.settings, results=self._results, document=self._checkpoint_document
         )
         self._reached: list[str] = []
-        self._current: Step | None = None
+        self._current: BaseStep | None = None
         # The step being started or skipped: errors before it runs are still about it.
         self._step_in_hand: str | None = None
+        self._step_began = 0.0
+        # An async job's steps declared but not awaited yet: the job fails if one never is.
+        self._unawaited: dict[str, Coroutine[Any, Any, Any]] = {}
         self._ran_this_attempt = False
         self._checkpointer = Checkpointer(
             self._backend,
@@ -122,11 +141,8 @@ class Job:
             on_failure=self._stopping.writer_failed,
             on_overdue=self._hold_back_next,
         )
-        if self._handle_signals:
-            self._stopping.install_signal_handlers()
         self._checkpointer.start()
         self._writing = True
-        return self
 
     def __exit__(
         self,
@@ -135,20 +151,52 @@ class Job:
         traceback: TracebackType | None,
     ) -> bool:
         try:
-            # The timer's writer stops first: a late write of its own must never replace the
-            # final checkpoint, which carries the stop reason the operator classifies by.
-            self._checkpointer.stop()
-            ending = Ending(
-                attempt=self.attempt,
-                backend=self._backend,
-                checkpointer=self._checkpointer,
-                budgets=self._budgets,
-                stopping=self._stopping,
-                durably=self._durably,
-            )
-            self.outcome = ending.end(exc, current=self._current, step_in_hand=self._step_in_hand)
+            self._end(exc)
         finally:
             self._stopping.restore_signal_handlers()
+        return self._leave(exc)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        ended = exc
+        if ended is None and self._unawaited:
+            names = ", ".join(sorted(self._unawaited))
+            for never in self._unawaited.values():
+                never.close()  # said below, in the job's own words
+            ended = InvalidStepError(
+                f"step {names} was declared but never awaited, so it never ran: in an async "
+                "job, await each step (`result = await job.step(fn)`, or `await name` after "
+                "`@job.step`)"
+            )
+        try:
+            await asyncio.to_thread(self._end, ended)
+        finally:
+            self._stopping.restore_signal_handlers()
+        return self._leave(ended)
+
+    def _end(self, exc: BaseException | None) -> None:
+        """Write how the attempt ended (on a thread for an async job: it writes)."""
+        # The timer's writer stops first: a late write of its own must never replace the
+        # final checkpoint, which carries the stop reason the operator classifies by.
+        self._checkpointer.stop()
+        ending = Ending(
+            attempt=self.attempt,
+            backend=self._backend,
+            checkpointer=self._checkpointer,
+            budgets=self._budgets,
+            stopping=self._stopping,
+            durably=self._durably,
+        )
+        self.outcome = ending.end(exc, current=self._current, step_in_hand=self._step_in_hand)
+
+    def _leave(self, exc: BaseException | None) -> bool:
+        """Whether to swallow the exception the attempt ended with; SystemExit to end the
+        process with the outcome's exit code."""
+        assert self.outcome is not None
         if self.outcome.stop_reason is None:
             return False  # SystemExit, KeyboardInterrupt: the job's own way out, kept as is
         if self._exit_process and self.outcome.exit_code != 0:
@@ -171,6 +219,11 @@ class Job:
     # Steps.
 
     @overload
+    def step(
+        self, fn: Callable[[AsyncStep], Coroutine[Any, Any, T]], /
+    ) -> Coroutine[Any, Any, T]: ...
+
+    @overload
     def step(self, fn: Callable[[Step], T], /) -> T: ...
 
     @overload
@@ -181,7 +234,18 @@ class Job:
         start: Any = None,
         isolated: bool = False,
         idempotent: bool = True,
-    ) -> Callable[[Callable[[Step], T]], T]: ...
+    ) -> StepDecorator: ...
+
+    @overload
+    def step(
+        self,
+        name: str,
+        fn: Callable[[AsyncStep], Coroutine[Any, Any, T]],
+        *,
+        start: Any = None,
+        isolated: bool = False,
+        idempotent: bool = True,
+    ) -> Coroutine[Any, Any, T]: ...
 
     @overload
     def step(
@@ -205,19 +269,29 @@ class Job:
     ) -> Any:
         """Run a step now, or skip it if an earlier attempt completed it; returns its result.
 
-        `@job.step`, `@job.step("name", isolated=True)` and `job.step("name", fn)`.
+        `@job.step`, `@job.step("name", isolated=True)` and `job.step("name", fn)`. In an
+        `async with` job the steps are `async def` and this returns an awaitable of the result:
+        `result = await job.step(fn)`, or `await name` after `@job.step`.
         """
         if callable(name) and fn is None:
-            return self._run_step(name.__name__, name, start, isolated, idempotent)
+            return self._take_step(name.__name__, name, start, isolated, idempotent)
         if fn is not None:
+            return self._take_step(name, fn, start, isolated, idempotent)
+        return StepDecorator(self, name, start=start, isolated=isolated, idempotent=idempotent)
+
+    def _take_step(
+        self, name: str, fn: Callable[..., Any], start: Any, isolated: bool, idempotent: bool
+    ) -> Any:
+        if self._step_kind is not AsyncStep:
             return self._run_step(name, fn, start, isolated, idempotent)
-
-        def decorate(function: Callable[[Step], T]) -> T:
-            step_name = name if name is not None else function.__name__
-            result: T = self._run_step(step_name, function, start, isolated, idempotent)
-            return result
-
-        return decorate
+        if not inspect.iscoroutinefunction(fn):
+            raise InvalidStepError(
+                f"step {name!r}: an async job's steps are async def (run blocking code in one "
+                "with asyncio.to_thread)"
+            )
+        running_it = self._run_async_step(name, fn, start, isolated, idempotent)
+        self._unawaited[name] = running_it
+        return running_it
 
     def result(self, name: str) -> Any:
         """The result of a completed step, from this attempt or an earlier one."""
@@ -231,103 +305,32 @@ class Job:
     def _run_step(
         self, name: str, fn: Callable[..., Any], start: Any, isolated: bool, idempotent: bool
     ) -> Any:
-        check_reached(name, current=self._current, reached=self._reached, recorded=self._steps)
-        self._step_in_hand = name
-        step = self._steps.get(name)
-        if step is not None and step.state == "Completed":
-            self._reached.append(name)
-            logs.event(
-                "step.skipped",
-                f"step {name} skipped: completed by attempt {step.attempt}",
-                step=name,
-                attempt=self.attempt,
+        if inspect.iscoroutinefunction(fn):
+            raise InvalidStepError(
+                f"step {name!r} is an async def: run it in an `async with continuable.Job()` job"
             )
-            self._notify("skipped", name)
-            self._step_in_hand = None
-            return self.result(name)
-        self._raise_if_stopping()
-        if isolated and self._ran_this_attempt:
-            self._request_termination("the next step is isolated", reason="Isolated")
-            self._raise_if_stopping()
-        if step is not None and not idempotent:
-            raise StepNotReplayable(name, step.attempt)
-        self._reached.append(name)
-        resumed = step is not None
-        with self._checkpointer.lock:
-            if step is None:
-                step = Step(self, name, attempt=self.attempt, cursor=start)
-                self._steps[name] = step
-            try:
-                self._budgets.make_room(step)
-            except CheckpointTooLarge:
-                if not resumed:
-                    del self._steps[name]
-                raise
-            self._current = step
-            step._begin(time.monotonic(), resumed=resumed)
-            if not idempotent:
-                # Under the lock, so the writer thread never saves a start this did not save.
-                self._record_start(step)
-        self._ran_this_attempt = True
-        if resumed:
-            logs.event(
-                "step.resumed",
-                f"step {name} resumed at cursor {step.cursor!r}",
-                step=name,
-                cursor=step.cursor,
-                attempt=self.attempt,
-            )
-        else:
-            logs.event("step.started", f"step {name} started", step=name, attempt=self.attempt)
-        self._notify("resumed" if resumed else "started", name)
-        began = time.monotonic()
+        opened = running.open_step(self, name, start, isolated, idempotent)
+        if isinstance(opened, running.Skipped):
+            return opened.result
         try:
-            result = fn(step) if _takes_step(fn) else fn()
+            result = fn(opened) if _takes_step(fn) else fn()
         finally:
-            with self._checkpointer.lock:
-                step._pause(time.monotonic())
-        text = self._budgets.admit_result(name, result)
-        try:
-            self._durably(lambda: self._backend.save_result(name, text), f"saving result {name}")
-            self._results[name] = json.loads(text)
-            self._budgets.count_result(name, text)
-            with self._checkpointer.lock:
-                step._complete(time.monotonic())
-                self._current = None
-            self._durably(self._checkpointer.flush, f"recording the completion of step {name}")
-        except BackendUnavailable as err:
-            with self._checkpointer.lock:
-                step.state, step.completed_at = "Started", None
-                self._current = step
-            raise Interrupted(
-                f"the completion of step {name} could not be saved before the grace period "
-                f"ran out ({err}); the step runs again"
-            ) from None
-        logs.event(
-            "step.completed",
-            f"step {name} completed in {time.monotonic() - began:.3f}s",
-            step=name,
-            seconds=round(time.monotonic() - began, 3),
-            attempt=self.attempt,
-        )
-        self._notify("completed", name)
-        self._step_in_hand = None
-        return self._results[name]
+            running.pause(self, opened)
+        return running.close_step(self, opened, result)
 
-    def _record_start(self, step: Step) -> None:
-        """Save that a non-idempotent step started before its side effect runs; if that cannot
-        be saved, the step did not start, so the next attempt runs it instead of refusing it."""
+    async def _run_async_step(
+        self, name: str, fn: Callable[..., Any], start: Any, isolated: bool, idempotent: bool
+    ) -> Any:
+        """An async job's step: its code on the loop, the SDK's writes on a thread."""
+        self._unawaited.pop(name, None)
+        opened = await asyncio.to_thread(running.open_step, self, name, start, isolated, idempotent)
+        if isinstance(opened, running.Skipped):
+            return opened.result
         try:
-            self._durably(self._checkpointer.flush, f"recording the start of step {step.name}")
-        except BackendUnavailable as err:
-            # Always a new step: one an earlier attempt recorded stopped at StepNotReplayable.
-            del self._steps[step.name]
-            self._reached.remove(step.name)
-            self._current = None
-            raise Interrupted(
-                f"the start of step {step.name} could not be saved before the grace period ran "
-                f"out ({err}); it did not start and runs in the next attempt"
-            ) from None
+            result = await (fn(opened) if _takes_step(fn) else fn())
+        finally:
+            running.pause(self, opened)
+        return await asyncio.to_thread(running.close_step, self, opened, result)
 
     # Stopping at a safe point.
 
@@ -347,51 +350,7 @@ class Job:
     def _durably(self, write: Callable[[], None], what: str) -> None:
         retrying(write, what=what, give_up=self._stopping.give_up)
 
-    def _raise_if_stopping(self) -> None:
-        stopping = self._stopping
-        if stopping.failure is not None:
-            raise stopping.failure
-        if stopping.why is not None:
-            try:
-                self._durably(self._checkpointer.flush, "saving the cursor before stopping")
-            except BackendUnavailable as err:
-                # The job stops all the same; the next attempt resumes at the last saved cursor.
-                why = f"{stopping.why}; the cursor could not be saved ({err})"
-                raise Interrupted(why, reason=stopping.kind) from None
-            raise Interrupted(stopping.why, reason=stopping.kind)
-
-    def _attend(self, step: Step) -> None:
-        """What set() and checkpoint() do when the flag is raised."""
-        if self._observer is not None:
-            self._observer.on_cursor(self, step)
-        if self._checkpointer.overdue():
-            self._hold_back()
-        self._raise_if_stopping()
-        # Lowered first and raised again if still needed: a request that comes in between is
-        # seen by the check, never lost.
-        self._attention = False
-        if self._observer is not None or self._checkpointer.overdue() or self._stopping.asked:
-            self._attention = True
-
-    def _hold_back(self) -> None:
-        """Back-pressure: wait until the writer saves the cursor, or the attempt must stop."""
-        logs.event(
-            "checkpoint.overdue",
-            f"no checkpoint saved for {HOLD_BACK_AFTER_INTERVALS} intervals; the job waits for "
-            "the store so it does not run further ahead of its last saved cursor",
-            level=logging.WARNING,
-        )
-        began = time.monotonic()
-        while self._checkpointer.overdue() and not self._stopping.asked:
-            self._checkpointer.wait_for_save(_HOLD_BACK_POLL_SECONDS)
-        if not self._stopping.asked:
-            logs.event(
-                "checkpoint.saved",
-                f"the checkpoint is saved again; the job goes on after waiting "
-                f"{time.monotonic() - began:.1f}s",
-            )
-
-    def _item_done(self, step: Step, position: int) -> None:
+    def _item_done(self, step: BaseStep, position: int) -> None:
         if self._observer is not None:
             self._observer.on_item(self, step, position)
 
@@ -414,3 +373,26 @@ def _takes_step(fn: Callable[..., Any]) -> bool:
     return any(
         p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
     )
+
+
+class StepDecorator:
+    """`@job.step("name", ...)`: runs the decorated function as that step (see `Job.step`)."""
+
+    def __init__(
+        self, job: Job, name: str | None, *, start: Any, isolated: bool, idempotent: bool
+    ) -> None:
+        self._job = job
+        self._name = name
+        self._options = (start, isolated, idempotent)
+
+    @overload
+    def __call__(
+        self, function: Callable[[AsyncStep], Coroutine[Any, Any, T]]
+    ) -> Coroutine[Any, Any, T]: ...
+
+    @overload
+    def __call__(self, function: Callable[[Step], T]) -> T: ...
+
+    def __call__(self, function: Callable[..., Any]) -> Any:
+        name = self._name if self._name is not None else function.__name__
+        return self._job._take_step(name, function, *self._options)

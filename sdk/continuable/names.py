@@ -59,6 +59,8 @@ DEFAULT_RESULTS_MAX_BYTES: Final = 512 * KIB
 MIN_BUDGET_BYTES: Final = 1 * KIB
 MAX_BUDGET_BYTES: Final = 1 * MIB
 DEFAULT_CHECKPOINT_INTERVAL_SECONDS: Final = 10
+# A pod's terminationGracePeriodSeconds when its template sets none (Kubernetes' default).
+DEFAULT_GRACE_SECONDS: Final = 30
 ATTEMPT_HISTORY_LENGTH: Final = 20
 
 TRACKING_FINALIZER: Final = f"{GROUP}/tracking"

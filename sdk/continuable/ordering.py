@@ -18,7 +18,7 @@ from continuable.errors import InvalidStepError
 from continuable.names import MAX_STEPS, STEP_NAME_MAX_LENGTH, STEP_NAME_PATTERN
 
 if TYPE_CHECKING:
-    from continuable.steps import Step
+    from continuable.steps import BaseStep
 
 _STEP_NAME = re.compile(STEP_NAME_PATTERN)
 
@@ -26,9 +26,9 @@ _STEP_NAME = re.compile(STEP_NAME_PATTERN)
 def check_reached(
     name: object,
     *,
-    current: Step | None,
+    current: BaseStep | None,
     reached: Sequence[str],
-    recorded: Mapping[str, Step],
+    recorded: Mapping[str, BaseStep],
 ) -> None:
     """Refuse step `name` when running it now could go wrong on a resume.
 

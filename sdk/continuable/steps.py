@@ -8,17 +8,23 @@ checkpointer's job (`checkpointing.py`); deciding what fits is the budgets' (`bu
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from continuable.errors import CursorError
+from continuable.safepoints import attend
+from continuable.watermarks import Watermark
 
 if TYPE_CHECKING:
     from continuable.jobs import Job
+    from continuable.mapping import Retry
 
 T = TypeVar("T")
+R = TypeVar("R")
+S = TypeVar("S", bound="BaseStep")
 
 # Integers this small encode in at most 20 bytes, which the job's budget always leaves room
 # for, so set() stores them without measuring.
@@ -31,8 +37,10 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class Step:
-    """What a step's code is handed: its name, cursor and progress."""
+class BaseStep:
+    """What every step's code is handed: its name, cursor and progress, and the iteration
+    helpers. `Step` (a `with` job's steps) and `AsyncStep` (an `async with` job's) add how the
+    step stops at a safe point and runs items concurrently."""
 
     __slots__ = (
         "_advanced",
@@ -71,6 +79,8 @@ class Step:
     @property
     def cursor(self) -> Any:
         """The last saved cursor (any JSON value), or None."""
+        if isinstance(self._cursor, Watermark):
+            return self._cursor.cursor()
         return self._cursor
 
     @property
@@ -84,18 +94,14 @@ class Step:
         return self._advanced
 
     def set(self, cursor: Any) -> None:
-        """Record the cursor; raises Interrupted (after saving it) when termination was asked.
+        raise NotImplementedError
 
-        Back-pressure: once the store has taken no write for `HOLD_BACK_AFTER_INTERVALS` (3)
-        checkpoint intervals, waits until it takes one, so the cursor never runs much further
-        ahead of the last saved one than a SIGKILL may repeat.
-        """
+    def _store(self, cursor: Any) -> None:
+        """Keep the cursor in memory for the writer; a cursor the budget refuses raises."""
         if type(cursor) is not int or not -_SMALL_INT < cursor < _SMALL_INT:
             cursor = self._job._budgets.admit_cursor(self, cursor)
         self._cursor = cursor
         self._advanced = True
-        if self._job._attention:
-            self._job._attend(self)
 
     def advance(self, from_: int | None = None) -> None:
         """Set the cursor to `from_ + 1`, or to the current cursor + 1."""
@@ -108,11 +114,6 @@ class Step:
                 "the step a start= value"
             )
         self.set(base + 1)
-
-    def checkpoint(self) -> None:
-        """A safe point to stop: raises Interrupted (after saving) when termination was asked."""
-        if self._job._attention:
-            self._job._attend(self)
 
     def progress(self, done: int, total: int | None = None) -> None:
         """Report progress for the Progress column (`done/total`, or `done`)."""
@@ -198,7 +199,7 @@ class Step:
     def _wire(self, now: float) -> dict[str, Any]:
         wire: dict[str, Any] = {"name": self.name, "state": self.state, "attempt": self.attempt}
         if self._cursor is not None and self.state != "Completed":
-            wire["cursor"] = self._cursor
+            wire["cursor"] = self.cursor
         if self.started_at is not None:
             wire["startedAt"] = self.started_at
         if self.completed_at is not None:
@@ -207,7 +208,7 @@ class Step:
         return wire
 
     @classmethod
-    def _from_wire(cls, job: Job, wire: dict[str, Any]) -> Step:
+    def _from_wire(cls: type[S], job: Job, wire: dict[str, Any]) -> S:
         step = cls(
             job, wire["name"], attempt=int(wire.get("attempt", 1)), cursor=wire.get("cursor")
         )
@@ -224,11 +225,108 @@ class Step:
             self._total = total if type(total) is int else None
 
 
+class Step(BaseStep):
+    """A step of a `with continuable.Job()` job: its code runs on the job's thread."""
+
+    __slots__ = ()
+
+    def set(self, cursor: Any) -> None:
+        """Record the cursor; raises Interrupted (after saving it) when termination was asked.
+
+        Back-pressure: once the store has taken no write for `HOLD_BACK_AFTER_INTERVALS` (3)
+        checkpoint intervals, waits until it takes one, so the cursor never runs much further
+        ahead of the last saved one than a SIGKILL may repeat.
+        """
+        self._store(cursor)
+        if self._job._attention:
+            attend(self._job, self)
+
+    def checkpoint(self) -> None:
+        """A safe point to stop: raises Interrupted (after saving) when termination was asked."""
+        if self._job._attention:
+            attend(self._job, self)
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        concurrency: int = 8,
+        retry: Retry | None = None,
+        drain_seconds: float | None = None,
+    ) -> list[R]:
+        """Call `fn` on each item not done by an earlier attempt, `concurrency` at a time on
+        threads; returns this attempt's results in item order (an item done by an earlier
+        attempt is not run again, so its result is not here: let `fn` store what later steps
+        need). The cursor records every finished item, whatever order they finish in.
+
+        On a stop request no item starts; those in flight get `drain_seconds` (default: the
+        grace period minus a margin) to finish, then are abandoned and run again on resume.
+        An item that raises (after `retry`) fails the step with `ItemFailed` once the items in
+        flight have finished and been recorded. `fn` runs on worker threads: it must not call
+        the step's methods."""
+        from continuable.mapping import run_threads
+
+        return run_threads(
+            self,
+            fn,
+            items,
+            concurrency=concurrency,
+            retry=retry,
+            drain_seconds=drain_seconds,
+        )
+
+
+class AsyncStep(BaseStep):
+    """A step of an `async with continuable.Job()` job: its code runs on the event loop, and
+    nothing the SDK does for it blocks the loop (writes and waits go to a thread)."""
+
+    __slots__ = ()
+
+    def set(self, cursor: Any) -> None:
+        """Record the cursor (never blocks: the writer saves it within an interval). The step
+        stops at its next `await step.checkpoint()` when termination was asked."""
+        self._store(cursor)
+        job = self._job
+        if job._attention and job._observer is not None:
+            job._observer.on_cursor(job, self)
+
+    async def checkpoint(self) -> None:
+        """A safe point to stop: raises Interrupted (after saving, on a thread) when termination
+        was asked; waits (off the loop) while the store is overdue (back-pressure)."""
+        if self._job._attention:
+            await asyncio.to_thread(attend, self._job, self)
+
+    async def amap(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T],
+        *,
+        concurrency: int = 8,
+        retry: Retry | None = None,
+        drain_seconds: float | None = None,
+    ) -> list[R]:
+        """`Step.map` for coroutines: awaits `fn(item)` for each item not done by an earlier
+        attempt, `concurrency` at a time as tasks on this loop; returns this attempt's results
+        in item order. On a stop request no item starts, those in flight get `drain_seconds`
+        to finish, then are cancelled and run again on resume."""
+        from continuable.amapping import run_tasks
+
+        return await run_tasks(
+            self,
+            fn,
+            items,
+            concurrency=concurrency,
+            retry=retry,
+            drain_seconds=drain_seconds,
+        )
+
+
 # The checkpoint document (status.checkpoint): every step's wire form, and where the job is.
 
 
 def checkpoint_document(
-    steps: Iterable[Step], *, current: Step | None, attempt: int, now: float
+    steps: Iterable[BaseStep], *, current: BaseStep | None, attempt: int, now: float
 ) -> dict[str, Any]:
     """`status.checkpoint` for `steps` (in the order they first ran) while `current` runs."""
     in_order = list(steps)
@@ -248,11 +346,13 @@ def checkpoint_document(
     return document
 
 
-def restored_steps(job: Job, checkpoint: dict[str, Any]) -> dict[str, Step]:
+def restored_steps(
+    job: Job, checkpoint: dict[str, Any], kind: type[BaseStep]
+) -> dict[str, BaseStep]:
     """The steps of a saved checkpoint, by name, in the order they first ran."""
-    steps: dict[str, Step] = {}
+    steps: dict[str, BaseStep] = {}
     for wire in checkpoint.get("steps", []):
-        step = Step._from_wire(job, wire)
+        step = kind._from_wire(job, wire)
         steps[step.name] = step
     shown = checkpoint.get("currentStep")
     if shown in steps and isinstance(checkpoint.get("progress"), dict):

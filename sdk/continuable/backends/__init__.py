@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from continuable.names import (
     DEFAULT_CHECKPOINT_INTERVAL_SECONDS,
     DEFAULT_CHECKPOINT_MAX_BYTES,
+    DEFAULT_GRACE_SECONDS,
     DEFAULT_RESULTS_MAX_BYTES,
     ENV_JOB,
 )
@@ -21,11 +22,14 @@ from continuable.names import (
 
 @dataclass(frozen=True)
 class Settings:
-    """The budgets and interval an attempt runs with (spec.checkpoint, or the defaults)."""
+    """The budgets and interval an attempt runs with (spec.checkpoint, or the defaults), and
+    the pod's grace period (its template's terminationGracePeriodSeconds, or Kubernetes'
+    default): how long a concurrent step's items in flight may take to finish once stopped."""
 
     interval_seconds: float = DEFAULT_CHECKPOINT_INTERVAL_SECONDS
     max_bytes: int = DEFAULT_CHECKPOINT_MAX_BYTES
     results_max_bytes: int = DEFAULT_RESULTS_MAX_BYTES
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
 
 
 @dataclass

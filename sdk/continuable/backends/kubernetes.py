@@ -63,11 +63,14 @@ def _pointer(key: str) -> str:
 
 def settings_from_spec(spec: dict[str, Any]) -> Settings:
     checkpoint = spec.get("checkpoint") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
     defaults = Settings()
+    grace = pod.get("terminationGracePeriodSeconds")
     return Settings(
         interval_seconds=float(checkpoint.get("intervalSeconds", defaults.interval_seconds)),
         max_bytes=int(checkpoint.get("maxBytes", defaults.max_bytes)),
         results_max_bytes=int(checkpoint.get("resultsMaxBytes", defaults.results_max_bytes)),
+        grace_seconds=float(grace if grace is not None else defaults.grace_seconds),
     )
 
 

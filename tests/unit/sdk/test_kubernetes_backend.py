@@ -133,6 +133,13 @@ def test_load_reads_checkpoint_results_and_budgets() -> None:
     assert snapshot.settings.interval_seconds == 30
     assert snapshot.settings.max_bytes == 4096
     assert snapshot.settings.results_max_bytes == 524288
+    assert snapshot.settings.grace_seconds == 30, "Kubernetes' default grace period"
+
+
+def test_load_reads_the_pods_grace_period_from_the_template() -> None:
+    api = FakeApi(attempt=1)
+    api.job["spec"]["template"] = {"spec": {"terminationGracePeriodSeconds": 120}}
+    assert _backend(api).load().settings.grace_seconds == 120
 
 
 def test_a_pod_of_an_older_attempt_is_fenced_out_at_load() -> None:
