@@ -66,6 +66,15 @@ class DropResults:
 
 
 @dataclass(frozen=True)
+class NameRestartRequest:
+    """Give a restart request set by hand (no nonce) a nonce, while its step is still `step`:
+    acted on only once it has one, so an operator that stops midway finds it recorded."""
+
+    step: str
+    nonce: str
+
+
+@dataclass(frozen=True)
 class ClearRestartRequest:
     """Remove the restart annotations, only if the nonce is still the one acted on: a request
     made meanwhile is kept for the next reconcile."""
@@ -123,6 +132,7 @@ Action = (
     | RemoveFinalizer
     | DeleteJob
     | DropResults
+    | NameRestartRequest
     | ClearRestartRequest
     | CreateWorkload
     | PatchWorkload

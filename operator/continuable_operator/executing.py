@@ -44,6 +44,7 @@ from .actions import (
     DropResults,
     Emit,
     EnsureObject,
+    NameRestartRequest,
     PatchStatus,
     PatchWorkload,
     PatchWorkloadStatus,
@@ -58,6 +59,7 @@ from .ownership import controlled_by, describe_owner
 from .patching import (
     controller_guard,
     pointer,
+    restart_request_naming,
     restart_request_removal,
     status_patch,
     update_ops,
@@ -177,6 +179,8 @@ class Executor:
                 self._drop_results(job, action.steps)
             elif isinstance(action, ClearRestartRequest):
                 self._clear_restart_request(job, action.nonce)
+            elif isinstance(action, NameRestartRequest):
+                self._name_restart_request(job, action)
             elif isinstance(action, CreateWorkload | PatchWorkload | PatchWorkloadStatus):
                 if write_workload(self.api, self.store, namespace, action):
                     raise Stop(REPLAN_SECONDS)
@@ -342,6 +346,20 @@ class Executor:
                 last = err  # changed meanwhile: look again
         assert last is not None
         raise last
+
+    def _name_restart_request(self, job: Object, action: NameRestartRequest) -> None:
+        """Add the nonce while the request is still the one planned on (its step's value);
+        a request changed or removed meanwhile is planned again."""
+        namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        ops = restart_request_naming(action.step, action.nonce)
+        try:
+            self._remember(KIND, self.api.patch_job(namespace, name, ops, json_patch=True))
+        except ApiError as err:
+            if err.status == 404:
+                raise Stop(None) from err
+            if err.status not in (409, 422):
+                raise
+            raise Stop(REPLAN_SECONDS) from err
 
     def _clear_restart_request(self, job: Object, nonce: str | None) -> None:
         """Remove the restart annotations, on the condition that the request is still the one

@@ -118,3 +118,17 @@ def restart_request_removal(step: str | None, nonce: str | None) -> list[Object]
             {"op": "remove", "path": step_path},
         ]
     return ops
+
+
+def restart_request_naming(step: str, nonce: str) -> list[Object]:
+    """The ops that give a restart request set by hand its nonce, only while its step is still
+    the one planned on."""
+    step_path = pointer("metadata", "annotations", RESTART_FROM_STEP_ANNOTATION)
+    return [
+        {"op": "test", "path": step_path, "value": step},
+        {
+            "op": "add",
+            "path": pointer("metadata", "annotations", RESTART_NONCE_ANNOTATION),
+            "value": nonce,
+        },
+    ]

@@ -119,6 +119,8 @@ def _run(draft: Draft, shared: str | None) -> None:
     _tidy_older_pods(draft, attempt)
     pod = draft.pods.get(attempt)
     request = restarting.request_of(draft)
+    if request is not None and restarting.name_if_unnamed(draft, request):
+        return
     if request is not None and restarting.acted_on(draft, request):
         draft.act(ClearRestartRequest(request.nonce))
         request = None

@@ -21,7 +21,7 @@ from continuable.names import (
 )
 
 from . import conditions as c
-from .actions import Action, ClearRestartRequest, DropResults
+from .actions import Action, ClearRestartRequest, DropResults, NameRestartRequest
 from .classifying import Ending
 from .drafting import Draft
 from .ending import close_record
@@ -51,10 +51,21 @@ def known_steps(draft: Draft) -> list[str]:
     return [*names, *(s for s in draft.spec.get("steps") or [] if s not in names)]
 
 
+def name_if_unnamed(draft: Draft, request: Request) -> bool:
+    """A request set by hand has no nonce, so nothing would tell it acted on after a crash
+    between the restart's status write and the annotations' removal (the new run's pod would
+    be stopped and restarted). It gets one first, made from the job's resourceVersion (unique
+    to this state of the job); whether it had to (the plan then waits for the write)."""
+    if request.nonce is not None:
+        return False
+    version = draft.job["metadata"].get("resourceVersion") or draft.stamp
+    draft.act(NameRestartRequest(request.step, f"set-by-hand-{version}"))
+    return True
+
+
 def acted_on(draft: Draft, request: Request) -> bool:
-    """Whether the status already records this request: the operator stopped after the restart's
-    status write and before removing the annotations. Only its nonce tells; a request set by
-    hand without one is acted on again (the pod that write launched is stopped and restarted)."""
+    """Whether the status already records this request (by its nonce): the operator stopped
+    after the restart's status write and before removing the annotations."""
     last = draft.status.get("lastRestart") or {}
     return request.nonce is not None and last.get("nonce") == request.nonce
 

@@ -101,6 +101,12 @@ class Dispatch(Generic[T]):
                 f"step {step.name!r}: concurrency must be an int from 1 to {MAX_CONCURRENCY}, "
                 f"got {concurrency!r}"
             )
+        if isinstance(items, set | frozenset):
+            raise ValueError(
+                f"step {step.name!r}: items must come in the same order in every attempt (an "
+                "item is known by its position), and a set's order changes from process to "
+                "process; pass sorted(items)"
+            )
         if drain_seconds is not None and not drain_seconds >= 0:
             raise ValueError(f"step {step.name!r}: drain_seconds must be >= 0, got {drain_seconds}")
         self.step = step

@@ -29,6 +29,7 @@ from continuable_operator.actions import (
     DropResults,
     Emit,
     EnsureObject,
+    NameRestartRequest,
     PatchStatus,
     Plan,
     RemoveFinalizer,
@@ -755,6 +756,26 @@ def test_a_restart_request_is_removed_only_while_it_is_the_one_acted_on(
     ((_, _, ops, is_json, on_status),) = cluster.called("patch_job")
     assert (is_json, on_status) == (True, False)
     assert ops[0]["op"] == "test"
+
+
+@pytest.mark.parametrize(("meanwhile", "named"), [(None, True), ({STEP: "fetch"}, False)])
+def test_a_request_set_by_hand_is_named_while_its_step_is_the_one_planned_on(
+    meanwhile: dict[str, str] | None, named: bool
+) -> None:
+    cluster = FakeCluster(_job(2, **{STEP: "load"}))
+    job = cluster.get_job(NS, NAME)
+    if meanwhile is not None:
+        cluster.obj("ContinuableJob", NAME)["metadata"]["annotations"] = meanwhile
+    plan = Plan([NameRestartRequest("load", "set-by-hand-9")])
+    if named:
+        _executor(cluster).execute(job, [], plan, 0.0)
+        annotations = cluster.obj("ContinuableJob", NAME)["metadata"]["annotations"]
+        assert annotations == {STEP: "load", NONCE: "set-by-hand-9"}
+    else:
+        with pytest.raises(Stop) as stopped:
+            _executor(cluster).execute(job, [], plan, 0.0)
+        assert stopped.value.retry_after == executing.REPLAN_SECONDS
+        assert cluster.obj("ContinuableJob", NAME)["metadata"]["annotations"] == meanwhile
 
 
 def test_a_refused_request_removal_with_the_request_unchanged_goes_to_the_backoff() -> None:

@@ -17,6 +17,7 @@ from continuable_operator.actions import (
     DropResults,
     Emit,
     EnsureObject,
+    NameRestartRequest,
     PatchStatus,
     Plan,
     RemoveFinalizer,
@@ -340,6 +341,21 @@ def test_a_restart_already_acted_on_only_has_its_request_removed(job: dict[str, 
     assert not any(isinstance(a, (DeletePod, DropResults, CreatePod)) for a in result.actions)
     assert [a for a in result.actions if isinstance(a, ClearRestartRequest)] == [
         ClearRestartRequest("n-1")
+    ]
+
+
+def test_a_request_set_by_hand_is_named_first_so_a_crash_cannot_act_on_it_twice(
+    job: dict[str, Any],
+) -> None:
+    """Without a nonce nothing would tell the request acted on after a crash between the
+    restart's status write and the annotations' removal: it gets one, and nothing else is done
+    until the job carries it."""
+    _running(job, phase="Failed")
+    job["metadata"]["annotations"] = {"continuable.dev/restart-from-step": "*"}
+    job["metadata"]["resourceVersion"] = "4711"
+    result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
+    assert [a for a in result.actions if not isinstance(a, Emit)] == [
+        NameRestartRequest("*", "set-by-hand-4711")
     ]
 
 

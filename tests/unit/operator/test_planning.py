@@ -392,7 +392,10 @@ def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str,
             {"name": "c", "state": "Completed", "attempt": 1},
         ],
     }
-    job["metadata"]["annotations"] = {"continuable.dev/restart-from-step": "b"}
+    job["metadata"]["annotations"] = {
+        "continuable.dev/restart-from-step": "b",
+        "continuable.dev/restart-nonce": "n-1",
+    }
     result = plan(job, [pod(1, "Failed", exit_code=1, finalizer=False)], NOW)
     patches = [a for a in result.actions if isinstance(a, PatchStatus)]
     # One fenced write raises the attempt and resets the checkpoint together.
@@ -411,7 +414,7 @@ def test_restart_from_a_step_resets_the_checkpoint_and_relaunches(job: dict[str,
     drops = [a for a in result.actions if isinstance(a, DropResults)]
     assert drops == [DropResults(("b", "c"))]
     assert [a for a in result.actions if isinstance(a, ClearRestartRequest)] == [
-        ClearRestartRequest(None)
+        ClearRestartRequest("n-1")
     ]
     status = _status(result)
     assert status["failures"] == 0

@@ -256,3 +256,13 @@ def test_the_default_drain_leaves_the_final_write_inside_the_grace_period(
     grace: float, drain: float
 ) -> None:
     assert drain_budget(grace) == drain
+
+
+def test_a_set_of_items_is_refused_as_its_order_is_not_stable() -> None:
+    def job_fn(job: continuable.Job) -> None:
+        @job.step
+        def work(step: continuable.Step) -> None:
+            step.map(str.upper, {"a", "b"})
+
+    (attempt,) = run(job_fn).attempts
+    assert "a set's order changes from process to process; pass sorted(items)" in str(attempt.error)
