@@ -108,6 +108,19 @@ def hot_loop() -> Records:
     return records(audit=[*two_attempts(), *patches])
 
 
+def relaunch_burst() -> Records:
+    # Five attempts in 10 s: 60 writes, but 40 of them the node's pod status patches.
+    nodes = [
+        audit(10.0 + i * 0.25, "system:node:n-1", name="j-2", resource="pods", rv=300 + i)
+        for i in range(40)
+    ]
+    ours = [
+        audit(10.0 + i * 0.5, OPERATOR, name="j-2", resource="pods", subresource="", rv=400 + i)
+        for i in range(20)
+    ]
+    return records(audit=[*two_attempts(), *nodes, *ours])
+
+
 CASES: list[tuple[str, Callable[[], Records], str | None]] = [
     ("clean run", clean, None),
     ("a zombie's status write accepted", zombie_status_write, "zombie write"),
@@ -123,6 +136,7 @@ CASES: list[tuple[str, Callable[[], Records], str | None]] = [
     ("a write landing on another uid", crossed_uids, "landed on uid uid-new"),
     ("writes beyond one per interval", over_budget, "more than"),
     ("a hot loop", hot_loop, "hot loop"),
+    ("a burst of relaunches, mostly the node's writes", relaunch_burst, None),
 ]
 
 
