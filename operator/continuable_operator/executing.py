@@ -350,8 +350,14 @@ class Executor:
     def _name_restart_request(self, job: Object, action: NameRestartRequest) -> None:
         """Add the nonce while the request is still the one planned on (its step's value);
         a request changed or removed meanwhile is planned again."""
+        refused = self._patch_request(job, restart_request_naming(action.step, action.nonce))
+        if refused is not None:
+            raise Stop(REPLAN_SECONDS) from refused
+
+    def _patch_request(self, job: Object, ops: list[Object]) -> ApiError | None:
+        """A JSON patch of the job's restart annotations; the 409/422 it got when its `test`
+        ops found the request changed (or refused), None once written. A job gone stops."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-        ops = restart_request_naming(action.step, action.nonce)
         try:
             self._remember(KIND, self.api.patch_job(namespace, name, ops, json_patch=True))
         except ApiError as err:
@@ -359,7 +365,8 @@ class Executor:
                 raise Stop(None) from err
             if err.status not in (409, 422):
                 raise
-            raise Stop(REPLAN_SECONDS) from err
+            return err
+        return None
 
     def _clear_restart_request(self, job: Object, nonce: str | None) -> None:
         """Remove the restart annotations, on the condition that the request is still the one
@@ -369,25 +376,21 @@ class Executor:
         ops = restart_request_removal(step, nonce)
         if not ops:
             return
-        try:
-            self._remember(KIND, self.api.patch_job(namespace, name, ops, json_patch=True))
-        except ApiError as err:
-            if err.status == 404:
-                raise Stop(None) from err
-            if err.status not in (409, 422):
-                raise
-            fresh = self.fresh_job(namespace, name)
-            if fresh is None:
-                raise Stop(None) from err
-            now = fresh["metadata"].get("annotations") or {}
-            request = (now.get(RESTART_NONCE_ANNOTATION), now.get(RESTART_FROM_STEP_ANNOTATION))
-            if request == (nonce, step):
-                log.warning(
-                    "removing the restart request of %s/%s was refused: %s", namespace, name, err
-                )
-                raise  # the request is unchanged: a refusal, retried with backoff
-            log.info("%s/%s got a new restart request meanwhile; planning it", namespace, name)
-            raise Stop(REPLAN_SECONDS) from err
+        err = self._patch_request(job, ops)
+        if err is None:
+            return
+        fresh = self.fresh_job(namespace, name)
+        if fresh is None:
+            raise Stop(None) from err
+        now = fresh["metadata"].get("annotations") or {}
+        request = (now.get(RESTART_NONCE_ANNOTATION), now.get(RESTART_FROM_STEP_ANNOTATION))
+        if request == (nonce, step):
+            log.warning(
+                "removing the restart request of %s/%s was refused: %s", namespace, name, err
+            )
+            raise err  # the request is unchanged: a refusal, retried with backoff
+        log.info("%s/%s got a new restart request meanwhile; planning it", namespace, name)
+        raise Stop(REPLAN_SECONDS) from err
 
     # Pods.
 
